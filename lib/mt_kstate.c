@@ -1,0 +1,215 @@
+#include "mt_kstate.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+Mt__Kernel__KernelState *mt_kstate_new(void)
+{
+	Mt__Kernel__KernelState *st = malloc(sizeof(*st));
+
+	if (st)
+		mt__kernel__kernel_state__init(st);
+	return st;
+}
+
+void mt_kstate_free(Mt__Kernel__KernelState *st)
+{
+	if (st)
+		protobuf_c_message_free_unpacked(&st->base, NULL);
+}
+
+int mt_kstate_set_str(char **field, const char *s)
+{
+	char *d = strdup(s ? s : "");
+
+	if (!d)
+		return -ENOMEM;
+	if (*field && *field != (char *)protobuf_c_empty_string)
+		free(*field);
+	*field = d;
+	return 0;
+}
+
+/* Appends a zeroed object of size sz, initialised by init, to the repeated
+ * field (*arr, *n). */
+static void *append(void ***arr, size_t *n, size_t sz, void (*init)(void *))
+{
+	void **grown;
+	void *obj;
+
+	if ((*n & (*n - 1)) == 0) { /* grow at powers of two */
+		size_t cap = *n ? *n * 2 : 4;
+
+		grown = realloc(*arr, cap * sizeof(**arr));
+		if (!grown)
+			return NULL;
+		*arr = grown;
+	}
+	obj = malloc(sz);
+	if (!obj)
+		return NULL;
+	init(obj);
+	(*arr)[(*n)++] = obj;
+	return obj;
+}
+
+#define KSTATE_ADD(fn, type, field, initfn)                                    \
+	type *fn(Mt__Kernel__KernelState *st)                                  \
+	{                                                                      \
+		return append((void ***)&st->field, &st->n_##field,            \
+			      sizeof(type), (void (*)(void *))initfn);          \
+	}
+
+KSTATE_ADD(mt_kstate_add_netns, Mt__Kernel__Netns, netns,
+	   mt__kernel__netns__init)
+KSTATE_ADD(mt_kstate_add_link, Mt__Kernel__Link, links, mt__kernel__link__init)
+KSTATE_ADD(mt_kstate_add_addr, Mt__Kernel__Addr, addrs, mt__kernel__addr__init)
+KSTATE_ADD(mt_kstate_add_route, Mt__Kernel__Route, routes,
+	   mt__kernel__route__init)
+KSTATE_ADD(mt_kstate_add_rule, Mt__Kernel__Rule, rules, mt__kernel__rule__init)
+KSTATE_ADD(mt_kstate_add_sysctl, Mt__Kernel__Sysctl, sysctls,
+	   mt__kernel__sysctl__init)
+KSTATE_ADD(mt_kstate_add_mark_table, Mt__Kernel__MarkTable, mark_tables,
+	   mt__kernel__mark_table__init)
+KSTATE_ADD(mt_kstate_add_mark_prefix, Mt__Kernel__MarkPrefix, mark_prefixes,
+	   mt__kernel__mark_prefix__init)
+
+Mt__Kernel__Plan *mt_plan_new(void)
+{
+	Mt__Kernel__Plan *p = malloc(sizeof(*p));
+
+	if (p)
+		mt__kernel__plan__init(p);
+	return p;
+}
+
+void mt_plan_free(Mt__Kernel__Plan *p)
+{
+	if (p)
+		protobuf_c_message_free_unpacked(&p->base, NULL);
+}
+
+ProtobufCMessage *mt_message_dup(const ProtobufCMessage *m)
+{
+	size_t len = protobuf_c_message_get_packed_size(m);
+	uint8_t *buf = malloc(len ? len : 1);
+	ProtobufCMessage *copy;
+
+	if (!buf)
+		return NULL;
+	protobuf_c_message_pack(m, buf);
+	copy = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
+	free(buf);
+	return copy;
+}
+
+Mt__Kernel__Op *mt_plan_add(Mt__Kernel__Plan *p, Mt__Kernel__Op__Action action,
+			    const ProtobufCMessage *obj)
+{
+	const ProtobufCMessageDescriptor *d = obj->descriptor;
+	Mt__Kernel__Op *op;
+	ProtobufCMessage *copy;
+
+	op = append((void ***)&p->ops, &p->n_ops, sizeof(*op),
+		    (void (*)(void *))mt__kernel__op__init);
+	if (!op)
+		return NULL;
+	op->action = action;
+	copy = mt_message_dup(obj);
+	if (!copy)
+		goto fail;
+	if (d == &mt__kernel__netns__descriptor) {
+		op->object_case = MT__KERNEL__OP__OBJECT_NETNS;
+		op->netns = (Mt__Kernel__Netns *)copy;
+	} else if (d == &mt__kernel__link__descriptor) {
+		op->object_case = MT__KERNEL__OP__OBJECT_LINK;
+		op->link = (Mt__Kernel__Link *)copy;
+	} else if (d == &mt__kernel__addr__descriptor) {
+		op->object_case = MT__KERNEL__OP__OBJECT_ADDR;
+		op->addr = (Mt__Kernel__Addr *)copy;
+	} else if (d == &mt__kernel__route__descriptor) {
+		op->object_case = MT__KERNEL__OP__OBJECT_ROUTE;
+		op->route = (Mt__Kernel__Route *)copy;
+	} else if (d == &mt__kernel__rule__descriptor) {
+		op->object_case = MT__KERNEL__OP__OBJECT_RULE;
+		op->rule = (Mt__Kernel__Rule *)copy;
+	} else if (d == &mt__kernel__sysctl__descriptor) {
+		op->object_case = MT__KERNEL__OP__OBJECT_SYSCTL;
+		op->sysctl = (Mt__Kernel__Sysctl *)copy;
+	} else if (d == &mt__kernel__mark_table__descriptor) {
+		op->object_case = MT__KERNEL__OP__OBJECT_MARK_TABLE;
+		op->mark_table = (Mt__Kernel__MarkTable *)copy;
+	} else if (d == &mt__kernel__mark_prefix__descriptor) {
+		op->object_case = MT__KERNEL__OP__OBJECT_MARK_PREFIX;
+		op->mark_prefix = (Mt__Kernel__MarkPrefix *)copy;
+	} else {
+		protobuf_c_message_free_unpacked(copy, NULL);
+		goto fail;
+	}
+	return op;
+fail:
+	p->n_ops--;
+	free(op);
+	return NULL;
+}
+
+static const char *ns_name(const char *ns)
+{
+	return ns && *ns ? ns : "metal";
+}
+
+char *mt_op_describe(const Mt__Kernel__Op *op, char *buf, size_t len)
+{
+	const char *verb =
+		op->action == MT__KERNEL__OP__ACTION__DELETE ? "delete" : "create";
+
+	switch (op->object_case) {
+	case MT__KERNEL__OP__OBJECT_NETNS:
+		snprintf(buf, len, "%s netns %s", verb, op->netns->name);
+		break;
+	case MT__KERNEL__OP__OBJECT_LINK:
+		snprintf(buf, len, "%s link %s%s%s%s in netns %s", verb,
+			 op->link->name, *op->link->kind ? " type " : "",
+			 op->link->kind, op->link->up ? " up" : "",
+			 ns_name(op->link->netns));
+		break;
+	case MT__KERNEL__OP__OBJECT_ADDR:
+		snprintf(buf, len, "%s addr %s dev %s in netns %s", verb,
+			 op->addr->prefix, op->addr->dev,
+			 ns_name(op->addr->netns));
+		break;
+	case MT__KERNEL__OP__OBJECT_ROUTE:
+		snprintf(buf, len, "%s route %s table %u%s%s dev %s metric %u in netns %s",
+			 verb, op->route->dst, op->route->table,
+			 *op->route->gateway ? " via " : "", op->route->gateway,
+			 op->route->dev, op->route->metric,
+			 ns_name(op->route->netns));
+		break;
+	case MT__KERNEL__OP__OBJECT_RULE:
+		snprintf(buf, len,
+			 "%s rule priority %u fwmark 0x%x/0x%x table %u in netns %s",
+			 verb, op->rule->priority, op->rule->fwmark,
+			 op->rule->fwmask, op->rule->table,
+			 ns_name(op->rule->netns));
+		break;
+	case MT__KERNEL__OP__OBJECT_SYSCTL:
+		snprintf(buf, len, "%s sysctl %s=%s in netns %s", verb,
+			 op->sysctl->key, op->sysctl->value,
+			 ns_name(op->sysctl->netns));
+		break;
+	case MT__KERNEL__OP__OBJECT_MARK_TABLE:
+		snprintf(buf, len, "%s nft table inet %s (fwmark 0x%x/0x%x)",
+			 verb, op->mark_table->name, op->mark_table->fwmark,
+			 op->mark_table->fwmask);
+		break;
+	case MT__KERNEL__OP__OBJECT_MARK_PREFIX:
+		snprintf(buf, len, "%s mark prefix %s (customer %s)", verb,
+			 op->mark_prefix->prefix, op->mark_prefix->owner);
+		break;
+	default:
+		snprintf(buf, len, "%s (empty op)", verb);
+	}
+	return buf;
+}
