@@ -32,21 +32,29 @@ int mt_kstate_set_str(char **field, const char *s)
 	return 0;
 }
 
+static size_t roundup_pow2(size_t n)
+{
+	size_t p = 4;
+
+	while (p < n)
+		p *= 2;
+	return p;
+}
+
 /* Appends a zeroed object of size sz, initialised by init, to the repeated
- * field (*arr, *n). */
+ * field (*arr, *n). The array may come from protobuf-c's unpacker (exactly
+ * n long) or from here: reallocating to the next power of two on every
+ * append covers both, and is cheap because glibc's realloc returns the same
+ * block while it still fits. */
 static void *append(void ***arr, size_t *n, size_t sz, void (*init)(void *))
 {
 	void **grown;
 	void *obj;
 
-	if ((*n & (*n - 1)) == 0) { /* grow at powers of two */
-		size_t cap = *n ? *n * 2 : 4;
-
-		grown = realloc(*arr, cap * sizeof(**arr));
-		if (!grown)
-			return NULL;
-		*arr = grown;
-	}
+	grown = realloc(*arr, roundup_pow2(*n + 1) * sizeof(**arr));
+	if (!grown)
+		return NULL;
+	*arr = grown;
 	obj = malloc(sz);
 	if (!obj)
 		return NULL;

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define MT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
 static int addr_bytes(int family)
 {
 	return family == AF_INET ? 4 : 16;
@@ -213,18 +215,20 @@ static const struct reserved_range reserved_ranges[] = {
 
 const char *mt_prefix_reserved_range(const struct mt_prefix *p)
 {
-	for (size_t i = 0;
-	     i < sizeof(reserved_ranges) / sizeof(reserved_ranges[0]); i++) {
-		struct mt_prefix r;
-		char err[8];
+	static struct mt_prefix parsed[MT_ARRAY_LEN(reserved_ranges)];
+	static bool ready;
 
-		if (mt_prefix_parse(reserved_ranges[i].prefix, true, &r, err,
-				    sizeof(err)) < 0)
-			continue;
-		if (mt_prefix_overlaps(&r, p))
-			return reserved_ranges[i].name;
+	if (!ready) {
+		for (size_t i = 0; i < MT_ARRAY_LEN(reserved_ranges); i++) {
+			char err[8];
+
+			mt_prefix_parse(reserved_ranges[i].prefix, true,
+					&parsed[i], err, sizeof(err));
+		}
+		ready = true;
 	}
-	/* A default route or any prefix shorter than /8 covers reserved
-	 * space; the loop above already catches those via overlap. */
+	for (size_t i = 0; i < MT_ARRAY_LEN(reserved_ranges); i++)
+		if (mt_prefix_overlaps(&parsed[i], p))
+			return reserved_ranges[i].name;
 	return NULL;
 }

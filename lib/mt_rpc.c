@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/pub.h>
@@ -116,6 +117,10 @@ char *mt_rpc_url(const char *instance, const char *name, char *buf, size_t len)
 
 /* ---- client ---- */
 
+/* How long a call waits for a connection to appear before it reports the
+ * server as not running. */
+#define CONNECT_GRACE_MS 200
+
 struct mt_rpc_client {
 	nng_socket sock;
 	atomic_int pipes;
@@ -219,6 +224,14 @@ int mt_rpc_call(struct mt_rpc_client *c, const ProtobufCServiceDescriptor *svc,
 	if (!wire)
 		return -ENOMEM;
 
+	/* Without a pipe the request would sit in the queue for the whole
+	 * timeout: give a (re)connecting server a moment, then say so. */
+	for (unsigned waited = 0; !mt_rpc_client_connected(c);
+	     waited += 10) {
+		if (waited >= timeout_ms || waited >= CONNECT_GRACE_MS)
+			return -ECONNREFUSED;
+		usleep(10 * 1000);
+	}
 	nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO, (nng_duration)timeout_ms);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECVTIMEO, (nng_duration)timeout_ms);
 	e = nng_send(c->sock, wire, wire_len, 0);

@@ -1,0 +1,240 @@
+#include "desired.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mt_kstate.h"
+#include "mt_prefix.h"
+
+#define SET(field, s)                                                          \
+	do {                                                                   \
+		if (mt_kstate_set_str(&(field), (s)) < 0)                      \
+			return -ENOMEM;                                        \
+	} while (0)
+
+static int add_netns(Mt__Kernel__KernelState *st, const char *name,
+		     const char *owner)
+{
+	Mt__Kernel__Netns *o = mt_kstate_add_netns(st);
+
+	if (!o)
+		return -ENOMEM;
+	SET(o->name, name);
+	SET(o->owner, owner);
+	return 0;
+}
+
+static int add_link(Mt__Kernel__KernelState *st, const char *netns,
+		    const char *name, const char *kind, const char *peer_netns,
+		    const char *peer_name, const char *owner)
+{
+	Mt__Kernel__Link *o = mt_kstate_add_link(st);
+
+	if (!o)
+		return -ENOMEM;
+	SET(o->netns, netns);
+	SET(o->name, name);
+	SET(o->kind, kind);
+	SET(o->peer_netns, peer_netns);
+	SET(o->peer_name, peer_name);
+	SET(o->owner, owner);
+	o->up = true;
+	return 0;
+}
+
+static int add_addr(Mt__Kernel__KernelState *st, const char *netns,
+		    const char *dev, const struct mt_prefix *p,
+		    const char *owner)
+{
+	Mt__Kernel__Addr *o = mt_kstate_add_addr(st);
+	char buf[MT_PREFIX_STRLEN];
+
+	if (!o)
+		return -ENOMEM;
+	SET(o->netns, netns);
+	SET(o->dev, dev);
+	SET(o->prefix, mt_prefix_format(p, buf, sizeof(buf)));
+	SET(o->owner, owner);
+	return 0;
+}
+
+static int add_route(Mt__Kernel__KernelState *st, const char *netns,
+		     uint32_t table, const struct mt_prefix *dst,
+		     const char *dev, const char *gateway, const char *owner)
+{
+	Mt__Kernel__Route *o = mt_kstate_add_route(st);
+	char buf[MT_PREFIX_STRLEN];
+
+	if (!o)
+		return -ENOMEM;
+	SET(o->netns, netns);
+	o->table = table;
+	SET(o->dst, mt_prefix_format(dst, buf, sizeof(buf)));
+	SET(o->dev, dev);
+	SET(o->gateway, gateway);
+	SET(o->owner, owner);
+	return 0;
+}
+
+static int add_rule(Mt__Kernel__KernelState *st, const char *netns,
+		    uint32_t priority, uint32_t fwmark, uint32_t fwmask,
+		    uint32_t table, const char *owner)
+{
+	Mt__Kernel__Rule *o = mt_kstate_add_rule(st);
+
+	if (!o)
+		return -ENOMEM;
+	SET(o->netns, netns);
+	o->priority = priority;
+	o->fwmark = fwmark;
+	o->fwmask = fwmask;
+	o->table = table;
+	SET(o->owner, owner);
+	return 0;
+}
+
+static int add_sysctl(Mt__Kernel__KernelState *st, const char *netns,
+		      const char *key, const char *value, const char *owner)
+{
+	Mt__Kernel__Sysctl *o = mt_kstate_add_sysctl(st);
+
+	if (!o)
+		return -ENOMEM;
+	SET(o->netns, netns);
+	SET(o->key, key);
+	SET(o->value, value);
+	SET(o->owner, owner);
+	return 0;
+}
+
+static int add_mark_prefix(Mt__Kernel__KernelState *st,
+			   const struct mt_prefix *p, const char *owner)
+{
+	Mt__Kernel__MarkPrefix *o = mt_kstate_add_mark_prefix(st);
+	char buf[MT_PREFIX_STRLEN];
+
+	if (!o)
+		return -ENOMEM;
+	SET(o->prefix, mt_prefix_format(p, buf, sizeof(buf)));
+	SET(o->owner, owner);
+	return 0;
+}
+
+static int add_shared(const struct mt_metal *m, Mt__Kernel__KernelState *st)
+{
+	Mt__Kernel__MarkTable *t;
+	int r;
+
+	r = add_rule(st, "", m->rule_priority, m->fwmark, m->fwmark_mask,
+		     m->gre_table, "");
+	if (r < 0)
+		return r;
+	t = mt_kstate_add_mark_table(st);
+	if (!t)
+		return -ENOMEM;
+	SET(t->name, m->mark_table);
+	t->fwmark = m->fwmark;
+	t->fwmask = m->fwmark_mask;
+	return add_sysctl(st, "", "net/ipv4/ip_forward", "1", "");
+}
+
+/* The sysctls inside a customer namespace: forwarding on, reverse path
+ * filtering off (traffic from the metal arrives with eyeball sources that
+ * the namespace routes elsewhere). */
+static const char *const cust_sysctls[][2] = {
+	{ "net/ipv4/ip_forward", "1" },
+	{ "net/ipv4/conf/all/rp_filter", "0" },
+	{ "net/ipv4/conf/default/rp_filter", "0" },
+	{ "net/ipv4/conf/" MT_CUST_VETH "/rp_filter", "0" },
+};
+
+static int add_customer(const struct mt_metal *m,
+			const Mt__Config__Customer *c,
+			Mt__Kernel__KernelState *st)
+{
+	const char *n = c->name;
+	struct mt_prefix msd, csd, p;
+	char ifname[IFNAMSIZ], cgw[MT_PREFIX_STRLEN], mgw[MT_PREFIX_STRLEN];
+	char key[64], e[128];
+	int r;
+
+	if (!n || mt_metal_ifname(m, n, ifname, sizeof(ifname)) < 0 ||
+	    mt_metal_link_addrs(m, c->id, &msd, &csd) < 0)
+		return -EINVAL;
+	mt_addr_format(&csd, cgw, sizeof(cgw));
+	mt_addr_format(&msd, mgw, sizeof(mgw));
+
+	if ((r = add_netns(st, ifname, n)) < 0 ||
+	    (r = add_link(st, "", ifname, "veth", ifname, MT_CUST_VETH, n)) <
+		    0 ||
+	    (r = add_link(st, ifname, MT_CUST_VETH, "", "", "", n)) < 0 ||
+	    (r = add_link(st, ifname, "lo", "", "", "", n)) < 0 ||
+	    (r = add_addr(st, "", ifname, &msd, n)) < 0 ||
+	    (r = add_addr(st, ifname, MT_CUST_VETH, &csd, n)) < 0)
+		return r;
+
+	for (size_t i = 0; i < c->n_tunnel_endpoints; i++) {
+		if (mt_addr_parse(c->tunnel_endpoints[i], &p, e, sizeof(e)) < 0)
+			return -EINVAL;
+		if ((r = add_addr(st, ifname, "lo", &p, n)) < 0)
+			return r;
+	}
+	for (size_t i = 0; i < c->n_prefixes; i++) {
+		if (mt_prefix_parse(c->prefixes[i], true, &p, e, sizeof(e)) < 0)
+			return -EINVAL;
+		r = add_route(st, "", m->gre_table, &p, ifname,
+			      p.family == AF_INET ? cgw : "", n);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < c->n_tunnel_endpoints; i++) {
+		mt_addr_parse(c->tunnel_endpoints[i], &p, e, sizeof(e));
+		r = add_route(st, "", m->gre_table, &p, ifname,
+			      p.family == AF_INET ? cgw : "", n);
+		if (r < 0)
+			return r;
+	}
+	if (mt_prefix_parse("0.0.0.0/0", true, &p, e, sizeof(e)) < 0)
+		return -EINVAL;
+	if ((r = add_route(st, ifname, m->cust_table, &p, MT_CUST_VETH, mgw,
+			   n)) < 0 ||
+	    (r = add_rule(st, ifname, m->rule_priority, 0, 0, m->cust_table,
+			  n)) < 0)
+		return r;
+
+	snprintf(key, sizeof(key), "net/ipv4/conf/%s/rp_filter", ifname);
+	if ((r = add_sysctl(st, "", key, "0", n)) < 0)
+		return r;
+	for (size_t i = 0; i < sizeof(cust_sysctls) / sizeof(cust_sysctls[0]);
+	     i++)
+		if ((r = add_sysctl(st, ifname, cust_sysctls[i][0],
+				    cust_sysctls[i][1], n)) < 0)
+			return r;
+
+	for (size_t i = 0; i < c->n_prefixes; i++) {
+		mt_prefix_parse(c->prefixes[i], true, &p, e, sizeof(e));
+		if ((r = add_mark_prefix(st, &p, n)) < 0)
+			return r;
+	}
+	/* Inbound GRE for the customer's endpoints is steered into its
+	 * namespace the same way as its prefixes. */
+	for (size_t i = 0; i < c->n_tunnel_endpoints; i++) {
+		mt_addr_parse(c->tunnel_endpoints[i], &p, e, sizeof(e));
+		if ((r = add_mark_prefix(st, &p, n)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+int mt_desired_build(const struct mt_metal *m,
+		     Mt__Config__Customer *const *cs, size_t n,
+		     Mt__Kernel__KernelState *st)
+{
+	int r = add_shared(m, st);
+
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = add_customer(m, cs[i], st);
+	return r;
+}

@@ -1,0 +1,71 @@
+/* The desired kernel state of a metal: customer configs -> KernelState.
+ * Pure code, no I/O.
+ *
+ * This is the contract with mt-fastpath, which observes the same shapes back:
+ * an observed object carries the same field values as the desired one built
+ * here (strings in canonical form: addresses as inet_ntop prints them,
+ * prefixes as mt_prefix_format prints them). Observed links also carry
+ * ifindex, mtu and kind "veth" for both veth ends; the diff ignores those
+ * unless the desired object sets them.
+ *
+ * For each customer with name N and id I, ifname = mt_metal_ifname(m, N)
+ * ("mt0-acme": also the namespace name), M/C = the metal/customer side of
+ * the customer's /31 (mt_metal_link_addrs(m, I)), every object owner = N:
+ *
+ *   Netns   {name=ifname}
+ *   Link    {netns="", name=ifname, kind="veth", peer_netns=ifname,
+ *            peer_name=MT_CUST_VETH, up=true}
+ *   Link    {netns=ifname, name=MT_CUST_VETH, kind="", up=true}
+ *              the veth peer: only its attributes are asserted
+ *   Link    {netns=ifname, name="lo", kind="", up=true}
+ *              a new namespace's lo is down; tunnel endpoint addresses
+ *              (below) and local delivery need it up. Observe must report
+ *              lo in owned namespaces.
+ *   Addr    {netns="", dev=ifname, prefix="M/31"}
+ *   Addr    {netns=ifname, dev=MT_CUST_VETH, prefix="C/31"}
+ *   Addr    {netns=ifname, dev="lo", prefix="E/32" or "E/128"}
+ *              for each tunnel endpoint E (GRE is sourced from it later)
+ *   Route   {netns="", table=gre_table, dst=P, dev=ifname, gateway="C",
+ *            metric=0}
+ *              for each customer prefix P and each endpoint E/32 (E/128);
+ *              IPv6 destinations get gateway "" (a dev-only route)
+ *   Route   {netns=ifname, table=cust_table, dst="0.0.0.0/0",
+ *            dev=MT_CUST_VETH, gateway="M", metric=0}
+ *   Rule    {netns=ifname, priority=rule_priority, fwmark=0, fwmask=0,
+ *            table=cust_table}
+ *   Sysctl  {netns="", key="net/ipv4/conf/<ifname>/rp_filter", value="0"}
+ *   Sysctl  {netns=ifname, key="net/ipv4/ip_forward", value="1"}
+ *   Sysctl  {netns=ifname, key="net/ipv4/conf/all/rp_filter", value="0"}
+ *   Sysctl  {netns=ifname, key="net/ipv4/conf/default/rp_filter",
+ *            value="0"}
+ *   Sysctl  {netns=ifname, key="net/ipv4/conf/metal0/rp_filter", value="0"}
+ *   MarkPrefix {prefix=P, owner=N} for each customer prefix P, then
+ *            {prefix="E/32" or "E/128", owner=N} for each endpoint E
+ *
+ * and the metal's shared objects once (owner ""), also when there are no
+ * customers (so the first customer does not change them):
+ *
+ *   Rule    {netns="", priority=rule_priority, fwmark=fwmark,
+ *            fwmask=fwmark_mask, table=gre_table}      (IPv4 only for now)
+ *   MarkTable {name=mark_table, fwmark=fwmark, fwmask=fwmark_mask}
+ *   Sysctl  {netns="", key="net/ipv4/ip_forward", value="1"}
+ */
+#ifndef MT_DESIRED_H
+#define MT_DESIRED_H
+
+#include <stddef.h>
+
+#include "config.pb-c.h"
+#include "kernel.pb-c.h"
+#include "mt_metal.h"
+
+/* Appends the desired objects of the n customers (already validated, e.g.
+ * the accepted ones of mt_validate_customers) and of the metal to st (from
+ * mt_kstate_new). Returns 0; -EINVAL when a customer does not fit the metal
+ * (name too long, id outside the link pool, unparsable prefix: it was not
+ * validated); -ENOMEM. On error st holds a partial state: free it. */
+int mt_desired_build(const struct mt_metal *m,
+		     Mt__Config__Customer *const *cs, size_t n,
+		     Mt__Kernel__KernelState *st);
+
+#endif

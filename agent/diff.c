@@ -1,0 +1,676 @@
+#include "diff.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mt_cleanup.h"
+#include "mt_kstate.h"
+#include "mt_prefix.h"
+
+#define S(s) ((s) ? (s) : "")
+
+static int u32cmp(uint32_t a, uint32_t b)
+{
+	return a < b ? -1 : a > b;
+}
+
+/* ---- Keys and attributes, one set of functions per object family ------- */
+
+static int netns_key(const void *a, const void *b)
+{
+	const Mt__Kernel__Netns *x = a, *y = b;
+
+	return strcmp(S(x->name), S(y->name));
+}
+
+static int link_key(const void *a, const void *b)
+{
+	const Mt__Kernel__Link *x = a, *y = b;
+	int r = strcmp(S(x->netns), S(y->netns));
+
+	return r ? r : strcmp(S(x->name), S(y->name));
+}
+
+static int addr_key(const void *a, const void *b)
+{
+	const Mt__Kernel__Addr *x = a, *y = b;
+	int r;
+
+	if ((r = strcmp(S(x->netns), S(y->netns))) ||
+	    (r = strcmp(S(x->dev), S(y->dev))))
+		return r;
+	return strcmp(S(x->prefix), S(y->prefix));
+}
+
+static int route_key(const void *a, const void *b)
+{
+	const Mt__Kernel__Route *x = a, *y = b;
+	int r;
+
+	if ((r = strcmp(S(x->netns), S(y->netns))) ||
+	    (r = u32cmp(x->table, y->table)) ||
+	    (r = strcmp(S(x->dst), S(y->dst))))
+		return r;
+	return u32cmp(x->metric, y->metric);
+}
+
+static int rule_key(const void *a, const void *b)
+{
+	const Mt__Kernel__Rule *x = a, *y = b;
+	int r;
+
+	if ((r = strcmp(S(x->netns), S(y->netns))) ||
+	    (r = u32cmp(x->priority, y->priority)) ||
+	    (r = u32cmp(x->fwmark, y->fwmark)) ||
+	    (r = u32cmp(x->fwmask, y->fwmask)))
+		return r;
+	return u32cmp(x->table, y->table);
+}
+
+static int sysctl_key(const void *a, const void *b)
+{
+	const Mt__Kernel__Sysctl *x = a, *y = b;
+	int r = strcmp(S(x->netns), S(y->netns));
+
+	return r ? r : strcmp(S(x->key), S(y->key));
+}
+
+static int mark_table_key(const void *a, const void *b)
+{
+	const Mt__Kernel__MarkTable *x = a, *y = b;
+
+	return strcmp(S(x->name), S(y->name));
+}
+
+static int mark_prefix_key(const void *a, const void *b)
+{
+	const Mt__Kernel__MarkPrefix *x = a, *y = b;
+
+	return strcmp(S(x->prefix), S(y->prefix));
+}
+
+/* FNV-1a over the key fields, string terminators included. */
+#define FNV_INIT 0xcbf29ce484222325ull
+
+static uint64_t h_str(uint64_t h, const char *s)
+{
+	s = S(s);
+	do
+		h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+	while (*s++);
+	return h;
+}
+
+static uint64_t h_u32(uint64_t h, uint32_t v)
+{
+	for (int i = 0; i < 4; i++, v >>= 8)
+		h = (h ^ (v & 0xff)) * 0x100000001b3ull;
+	return h;
+}
+
+static uint64_t netns_hash(const void *o)
+{
+	return h_str(FNV_INIT, ((const Mt__Kernel__Netns *)o)->name);
+}
+
+static uint64_t link_hash(const void *o)
+{
+	const Mt__Kernel__Link *x = o;
+
+	return h_str(h_str(FNV_INIT, x->netns), x->name);
+}
+
+static uint64_t addr_hash(const void *o)
+{
+	const Mt__Kernel__Addr *x = o;
+
+	return h_str(h_str(h_str(FNV_INIT, x->netns), x->dev), x->prefix);
+}
+
+static uint64_t route_hash(const void *o)
+{
+	const Mt__Kernel__Route *x = o;
+	uint64_t h = h_u32(h_str(FNV_INIT, x->netns), x->table);
+
+	return h_u32(h_str(h, x->dst), x->metric);
+}
+
+static uint64_t rule_hash(const void *o)
+{
+	const Mt__Kernel__Rule *x = o;
+	uint64_t h = h_u32(h_str(FNV_INIT, x->netns), x->priority);
+
+	h = h_u32(h_u32(h, x->fwmark), x->fwmask);
+	return h_u32(h, x->table);
+}
+
+static uint64_t sysctl_hash(const void *o)
+{
+	const Mt__Kernel__Sysctl *x = o;
+
+	return h_str(h_str(FNV_INIT, x->netns), x->key);
+}
+
+static uint64_t mark_table_hash(const void *o)
+{
+	return h_str(FNV_INIT, ((const Mt__Kernel__MarkTable *)o)->name);
+}
+
+static uint64_t mark_prefix_hash(const void *o)
+{
+	return h_str(FNV_INIT, ((const Mt__Kernel__MarkPrefix *)o)->prefix);
+}
+
+static bool link_differs(const void *d, const void *o)
+{
+	const Mt__Kernel__Link *x = d, *y = o;
+
+	return x->up != y->up || (x->mtu && x->mtu != y->mtu);
+}
+
+static bool route_differs(const void *d, const void *o)
+{
+	const Mt__Kernel__Route *x = d, *y = o;
+
+	return strcmp(S(x->dev), S(y->dev)) ||
+	       strcmp(S(x->gateway), S(y->gateway));
+}
+
+static bool sysctl_differs(const void *d, const void *o)
+{
+	const Mt__Kernel__Sysctl *x = d, *y = o;
+
+	return strcmp(S(x->value), S(y->value)) != 0;
+}
+
+static bool mark_table_differs(const void *d, const void *o)
+{
+	const Mt__Kernel__MarkTable *x = d, *y = o;
+
+	return x->fwmark != y->fwmark || x->fwmask != y->fwmask;
+}
+
+static bool mark_prefix_differs(const void *d, const void *o)
+{
+	const Mt__Kernel__MarkPrefix *x = d, *y = o;
+
+	return strcmp(S(x->owner), S(y->owner)) != 0;
+}
+
+#define OWNER_FN(fn, type)                                                     \
+	static const char *fn(const void *o)                                   \
+	{                                                                      \
+		return S(((const type *)o)->owner);                            \
+	}
+OWNER_FN(netns_owner, Mt__Kernel__Netns)
+OWNER_FN(link_owner, Mt__Kernel__Link)
+OWNER_FN(addr_owner, Mt__Kernel__Addr)
+OWNER_FN(route_owner, Mt__Kernel__Route)
+OWNER_FN(rule_owner, Mt__Kernel__Rule)
+OWNER_FN(sysctl_owner, Mt__Kernel__Sysctl)
+OWNER_FN(mark_prefix_owner, Mt__Kernel__MarkPrefix)
+
+static const char *shared_owner(const void *o)
+{
+	return "";
+}
+
+static bool undeletable_always(const void *o)
+{
+	return true;
+}
+
+static bool undeletable_never(const void *o)
+{
+	return false;
+}
+
+static bool link_undeletable(const void *o)
+{
+	return !strcmp(S(((const Mt__Kernel__Link *)o)->name), "lo");
+}
+
+/* Addresses the kernel adds by itself: deleting them is wrong (lo) or
+ * pointless (the kernel adds link-locals back). */
+static bool addr_undeletable(const void *o)
+{
+	const Mt__Kernel__Addr *a = o;
+	struct mt_prefix p;
+	char e[8];
+
+	if (mt_prefix_parse(S(a->prefix), false, &p, e, sizeof(e)) < 0)
+		return false;
+	if (p.family == AF_INET6 && p.addr[0] == 0xfe &&
+	    (p.addr[1] & 0xc0) == 0x80)
+		return true;
+	if (strcmp(S(a->dev), "lo") != 0)
+		return false;
+	if (p.family == AF_INET)
+		return p.addr[0] == 127;
+	static const uint8_t loop6[16] = { [15] = 1 };
+	return p.len == 128 && !memcmp(p.addr, loop6, 16);
+}
+
+enum kind {
+	K_NETNS,
+	K_LINK,
+	K_ADDR,
+	K_ROUTE,
+	K_RULE,
+	K_SYSCTL,
+	K_MARK_TABLE,
+	K_MARK_PREFIX,
+	K_N
+};
+
+struct kind_desc {
+	size_t arr_off, n_off; /* the repeated field in KernelState */
+	int (*key)(const void *a, const void *b);
+	uint64_t (*hash)(const void *o); /* consistent with key */
+	bool (*differs)(const void *desired, const void *observed);
+	const char *(*owner)(const void *o);
+	bool (*undeletable)(const void *o);
+};
+
+#define KIND(f, name, diff, own, undel)                                        \
+	{                                                                      \
+		.arr_off = offsetof(Mt__Kernel__KernelState, f),               \
+		.n_off = offsetof(Mt__Kernel__KernelState, n_##f),             \
+		.key = name##_key, .hash = name##_hash, .differs = diff,       \
+		.owner = own, .undeletable = undel,                            \
+	}
+
+static const struct kind_desc kinds[K_N] = {
+	[K_NETNS] = KIND(netns, netns, NULL, netns_owner,
+			undeletable_never),
+	[K_LINK] = KIND(links, link, link_differs, link_owner,
+			link_undeletable),
+	[K_ADDR] = KIND(addrs, addr, NULL, addr_owner,
+			addr_undeletable),
+	[K_ROUTE] = KIND(routes, route, route_differs, route_owner,
+			undeletable_never),
+	[K_RULE] = KIND(rules, rule, NULL, rule_owner,
+			undeletable_never),
+	[K_SYSCTL] = KIND(sysctls, sysctl, sysctl_differs, sysctl_owner,
+			undeletable_always),
+	[K_MARK_TABLE] = KIND(mark_tables, mark_table, mark_table_differs,
+			      shared_owner, undeletable_never),
+	[K_MARK_PREFIX] = KIND(mark_prefixes, mark_prefix, mark_prefix_differs,
+			       mark_prefix_owner, undeletable_never),
+};
+
+static const enum kind delete_order[] = {
+	K_MARK_PREFIX, K_ROUTE, K_RULE, K_ADDR, K_LINK, K_NETNS, K_MARK_TABLE,
+};
+static const enum kind create_order[] = {
+	K_MARK_TABLE, K_NETNS, K_LINK, K_SYSCTL, K_ADDR, K_RULE, K_ROUTE,
+	K_MARK_PREFIX,
+};
+
+/* ---- The walk ----------------------------------------------------------- */
+
+struct list {
+	const void **v;
+	size_t n;
+};
+
+struct diff {
+	const struct mt_diff_scope *scope;
+	const char **owners; /* scope's owners, sorted */
+	struct list del[K_N], cre[K_N];
+};
+
+static int strp_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static bool in_scope(const struct diff *d, const char *owner)
+{
+	if (!d->scope || !*owner)
+		return true;
+	return bsearch(&owner, d->owners, d->scope->n_owners,
+		       sizeof(*d->owners), strp_cmp) != NULL;
+}
+
+static int sort_cmp(const void *a, const void *b, void *kd)
+{
+	return ((const struct kind_desc *)kd)
+		->key(*(const void *const *)a, *(const void *const *)b);
+}
+
+static void sort_list(struct list *l, const struct kind_desc *kd)
+{
+	if (l->n > 1)
+		qsort_r(l->v, l->n, sizeof(*l->v), sort_cmp, (void *)kd);
+}
+
+/* The index: an open-addressing hash table of one kind's objects by key.
+ * Observed objects go in first; each desired object then finds its
+ * observed twin (or is added as desired-only, which catches duplicate
+ * desired keys). Unmatched observed slots are what to delete. */
+enum slot_state {
+	SLOT_EMPTY,
+	SLOT_OBSERVED,
+	SLOT_MATCHED,
+	SLOT_DESIRED,
+};
+
+struct slot {
+	const void *obj;
+	uint64_t h;
+	enum slot_state state;
+};
+
+struct index {
+	struct slot *v;
+	size_t mask;
+};
+
+static int index_init(struct index *ix, size_t n)
+{
+	size_t cap = 16;
+
+	while (cap < n * 2)
+		cap *= 2;
+	ix->v = calloc(cap, sizeof(*ix->v));
+	ix->mask = cap - 1;
+	return ix->v ? 0 : -ENOMEM;
+}
+
+/* The slot holding obj's key, or the empty slot where it belongs. */
+static struct slot *index_find(const struct index *ix,
+			       const struct kind_desc *kd, const void *obj,
+			       uint64_t h)
+{
+	for (size_t i = h & ix->mask;; i = (i + 1) & ix->mask) {
+		struct slot *s = &ix->v[i];
+
+		if (s->state == SLOT_EMPTY ||
+		    (s->h == h && kd->key(s->obj, obj) == 0))
+			return s;
+	}
+}
+
+static const void *const *kind_array(const Mt__Kernel__KernelState *st,
+				     const struct kind_desc *kd, size_t *n)
+{
+	*n = *(const size_t *)((const char *)st + kd->n_off);
+	return *(const void *const *const *)((const char *)st + kd->arr_off);
+}
+
+static int walk_kind(struct diff *d, enum kind k,
+		     const Mt__Kernel__KernelState *desired,
+		     const Mt__Kernel__KernelState *observed)
+{
+	const struct kind_desc *kd = &kinds[k];
+	const void *const *dv, *const *ov;
+	struct list *cre = &d->cre[k], *del = &d->del[k];
+	struct index ix;
+	size_t nd, no;
+	int r;
+
+	dv = kind_array(desired, kd, &nd);
+	ov = kind_array(observed, kd, &no);
+	r = index_init(&ix, nd + no);
+	if (r < 0)
+		return r;
+	cre->v = malloc((nd + 1) * sizeof(void *));
+	del->v = malloc((no + 1) * sizeof(void *));
+	if (!cre->v || !del->v) {
+		free(ix.v);
+		return -ENOMEM;
+	}
+
+	for (size_t j = 0; j < no; j++) {
+		uint64_t h = kd->hash(ov[j]);
+		struct slot *s = index_find(&ix, kd, ov[j], h);
+
+		if (s->state == SLOT_EMPTY) /* else a duplicate: first wins */
+			*s = (struct slot){ ov[j], h, SLOT_OBSERVED };
+	}
+	for (size_t i = 0; i < nd; i++) {
+		uint64_t h = kd->hash(dv[i]);
+		struct slot *s = index_find(&ix, kd, dv[i], h);
+
+		if (s->state == SLOT_EMPTY) {
+			*s = (struct slot){ dv[i], h, SLOT_DESIRED };
+			if (in_scope(d, kd->owner(dv[i])))
+				cre->v[cre->n++] = dv[i];
+		} else if (s->state == SLOT_OBSERVED) {
+			s->state = SLOT_MATCHED;
+			if (kd->differs &&
+			    (in_scope(d, kd->owner(dv[i])) ||
+			     in_scope(d, kd->owner(s->obj))) &&
+			    kd->differs(dv[i], s->obj))
+				cre->v[cre->n++] = dv[i];
+		} /* else a duplicate desired key: the first wins */
+	}
+	for (size_t i = 0; i <= ix.mask; i++) {
+		const struct slot *s = &ix.v[i];
+
+		if (s->state == SLOT_OBSERVED &&
+		    in_scope(d, kd->owner(s->obj)) && !kd->undeletable(s->obj))
+			del->v[del->n++] = s->obj;
+	}
+	free(ix.v);
+	sort_list(cre, kd);
+	sort_list(del, kd);
+	return 0;
+}
+
+/* ---- Pruning ------------------------------------------------------------ */
+
+static bool ns_deleted(const struct diff *d, const char *ns)
+{
+	const struct list *l = &d->del[K_NETNS];
+	Mt__Kernel__Netns key = { .name = (char *)ns };
+	size_t lo = 0, hi = l->n;
+
+	if (!*ns)
+		return false;
+	while (lo < hi) { /* the list is sorted by name */
+		size_t mid = (lo + hi) / 2;
+		int c = netns_key(&key, l->v[mid]);
+
+		if (c == 0)
+			return true;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return false;
+}
+
+/* gone = every link deleted in this plan, pruned or not, sorted by key. */
+static bool link_gone(const struct list *gone, const char *ns,
+		      const char *dev)
+{
+	Mt__Kernel__Link key = { .netns = (char *)ns, .name = (char *)dev };
+	size_t lo = 0, hi = gone->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = link_key(&key, gone->v[mid]);
+
+		if (c == 0)
+			return true;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return false;
+}
+
+static void prune_list(struct list *l, bool (*gone)(const struct diff *,
+						     const struct list *,
+						     const void *),
+		       const struct diff *d, const struct list *links)
+{
+	size_t w = 0;
+
+	for (size_t i = 0; i < l->n; i++)
+		if (!gone(d, links, l->v[i]))
+			l->v[w++] = l->v[i];
+	l->n = w;
+}
+
+static bool link_vanishes(const struct diff *d, const struct list *links,
+			  const void *o)
+{
+	const Mt__Kernel__Link *l = o;
+
+	return ns_deleted(d, S(l->netns)) ||
+	       (!*S(l->netns) && ns_deleted(d, S(l->peer_netns)));
+}
+
+static bool addr_vanishes(const struct diff *d, const struct list *links,
+			  const void *o)
+{
+	const Mt__Kernel__Addr *a = o;
+
+	return ns_deleted(d, S(a->netns)) ||
+	       link_gone(links, S(a->netns), S(a->dev));
+}
+
+static bool route_vanishes(const struct diff *d, const struct list *links,
+			   const void *o)
+{
+	const Mt__Kernel__Route *r = o;
+
+	return ns_deleted(d, S(r->netns)) ||
+	       link_gone(links, S(r->netns), S(r->dev));
+}
+
+static bool rule_vanishes(const struct diff *d, const struct list *links,
+			  const void *o)
+{
+	return ns_deleted(d, S(((const Mt__Kernel__Rule *)o)->netns));
+}
+
+static int prune(struct diff *d)
+{
+	struct list gone = { 0 };
+
+	/* Every deleted link, kept before the link list itself is pruned. */
+	if (d->del[K_LINK].n) {
+		gone.v = malloc(d->del[K_LINK].n * sizeof(*gone.v));
+		if (!gone.v)
+			return -ENOMEM;
+		memcpy(gone.v, d->del[K_LINK].v,
+		       d->del[K_LINK].n * sizeof(*gone.v));
+		gone.n = d->del[K_LINK].n;
+	}
+	prune_list(&d->del[K_ADDR], addr_vanishes, d, &gone);
+	prune_list(&d->del[K_ROUTE], route_vanishes, d, &gone);
+	prune_list(&d->del[K_RULE], rule_vanishes, d, &gone);
+	prune_list(&d->del[K_LINK], link_vanishes, d, &gone);
+	free(gone.v);
+	return 0;
+}
+
+/* ---- Entry points ------------------------------------------------------- */
+
+static int emit(Mt__Kernel__Plan *plan, const struct list *l,
+		Mt__Kernel__Op__Action action)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!mt_plan_add(plan, action, l->v[i]))
+			return -ENOMEM;
+	return (int)l->n;
+}
+
+int mt_diff(const Mt__Kernel__KernelState *desired,
+	    const Mt__Kernel__KernelState *observed,
+	    const struct mt_diff_scope *scope, Mt__Kernel__Plan *plan)
+{
+	struct diff d = { .scope = scope };
+	int r = 0, n_ops = 0;
+	size_t k;
+
+	if (scope && scope->n_owners) {
+		d.owners = malloc(scope->n_owners * sizeof(*d.owners));
+		if (!d.owners)
+			return -ENOMEM;
+		for (k = 0; k < scope->n_owners; k++)
+			d.owners[k] = S(scope->owners[k]);
+		qsort(d.owners, scope->n_owners, sizeof(*d.owners), strp_cmp);
+	}
+	for (k = 0; k < K_N && r == 0; k++)
+		r = walk_kind(&d, (enum kind)k, desired, observed);
+	if (r == 0)
+		r = prune(&d);
+	for (k = 0; k < MT_ARRAY_SIZE(delete_order) && r >= 0; k++) {
+		r = emit(plan, &d.del[delete_order[k]],
+			 MT__KERNEL__OP__ACTION__DELETE);
+		n_ops += r > 0 ? r : 0;
+	}
+	for (k = 0; k < MT_ARRAY_SIZE(create_order) && r >= 0; k++) {
+		r = emit(plan, &d.cre[create_order[k]],
+			 MT__KERNEL__OP__ACTION__CREATE);
+		n_ops += r > 0 ? r : 0;
+	}
+	for (k = 0; k < K_N; k++) {
+		free(d.del[k].v);
+		free(d.cre[k].v);
+	}
+	free(d.owners);
+	return r < 0 ? r : n_ops;
+}
+
+size_t mt_plan_count(const Mt__Kernel__Plan *plan, size_t *n_create,
+		     size_t *n_delete)
+{
+	size_t c = 0, del = 0;
+
+	for (size_t i = 0; i < plan->n_ops; i++) {
+		if (plan->ops[i]->action == MT__KERNEL__OP__ACTION__DELETE)
+			del++;
+		else
+			c++;
+	}
+	if (n_create)
+		*n_create = c;
+	if (n_delete)
+		*n_delete = del;
+	return c + del;
+}
+
+char *mt_plan_render(const Mt__Kernel__Plan *plan)
+{
+	size_t len = 0, cap = 256;
+	char *out = malloc(cap), line[512];
+
+	if (!out)
+		return NULL;
+	out[0] = '\0';
+	for (size_t i = 0; i < plan->n_ops; i++) {
+		size_t n;
+
+		mt_op_describe(plan->ops[i], line, sizeof(line));
+		n = strlen(line);
+		if (len + n + 2 > cap) {
+			char *g;
+
+			while (len + n + 2 > cap)
+				cap *= 2;
+			g = realloc(out, cap);
+			if (!g) {
+				free(out);
+				return NULL;
+			}
+			out = g;
+		}
+		memcpy(out + len, line, n);
+		len += n;
+		out[len++] = '\n';
+		out[len] = '\0';
+	}
+	return out;
+}

@@ -1,0 +1,205 @@
+/* Reconcile: observe (through mt-fastpath), diff against the desired state
+ * built from the configs in force, apply the plan, record the outcome per
+ * customer. The pure parts (desired.c, diff.c) do the thinking. */
+#include "agent.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "desired.h"
+#include "diff.h"
+#include "mt_cleanup.h"
+#include "mt_kstate.h"
+#include "mt_log.h"
+#include "mt_time.h"
+
+enum { FP_OBSERVE, FP_APPLY, FP_PING };
+
+static int observe(struct agent *a, const struct agent_scope *scope,
+		   Mt__Kernel__KernelState **out)
+{
+	Mt__Rpc__ObserveRequest req = MT__RPC__OBSERVE_REQUEST__INIT;
+	struct mt_rpc_status st;
+	ProtobufCMessage *reply = NULL;
+	int r;
+
+	if (!scope->full) {
+		req.owners = scope->owners;
+		req.n_owners = scope->n;
+	}
+	r = mt_rpc_call(a->fastpath, &mt__rpc__fastpath__descriptor,
+			FP_OBSERVE, &req.base, &reply, a->rpc_timeout_ms, &st);
+	if (r < 0) {
+		mt_warn("observe failed: %s%s%s", strerror(-r),
+			r == -EREMOTEIO ? ": " : "",
+			r == -EREMOTEIO ? st.message : "");
+		return r;
+	}
+	*out = (Mt__Kernel__KernelState *)reply;
+	return 0;
+}
+
+/* The customer an op belongs to, or NULL for the metal's shared objects. */
+static const char *op_owner(const Mt__Kernel__Op *op)
+{
+	switch (op->object_case) {
+	case MT__KERNEL__OP__OBJECT_NETNS:
+		return op->netns->owner;
+	case MT__KERNEL__OP__OBJECT_LINK:
+		return op->link->owner;
+	case MT__KERNEL__OP__OBJECT_ADDR:
+		return op->addr->owner;
+	case MT__KERNEL__OP__OBJECT_ROUTE:
+		return op->route->owner;
+	case MT__KERNEL__OP__OBJECT_RULE:
+		return op->rule->owner;
+	case MT__KERNEL__OP__OBJECT_SYSCTL:
+		return op->sysctl->owner;
+	case MT__KERNEL__OP__OBJECT_MARK_PREFIX:
+		return op->mark_prefix->owner;
+	default:
+		return NULL;
+	}
+}
+
+static bool in_scope(const struct agent_scope *scope, const char *name)
+{
+	if (scope->full)
+		return true;
+	for (size_t i = 0; i < scope->n; i++)
+		if (strcmp(scope->owners[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void record_outcome(struct agent *a, const struct agent_scope *scope,
+			   const Mt__Kernel__Plan *plan,
+			   const Mt__Rpc__ApplyReply *ar)
+{
+	uint64_t now = mt_realtime_ms();
+
+	for (size_t i = 0; i < a->n_customers; i++) {
+		struct agent_customer *e = &a->customers[i];
+
+		if (!e->config || !in_scope(scope, e->config->name))
+			continue;
+		e->last_reconcile_ms = now;
+		e->ops_applied = 0;
+		if (e->state != CUSTOMER_REJECTED) {
+			e->state = CUSTOMER_CONVERGED;
+			e->error[0] = '\0';
+		}
+	}
+	for (size_t i = 0; plan && i < plan->n_ops; i++) {
+		const char *owner = op_owner(plan->ops[i]);
+		struct agent_customer *e =
+			owner && *owner ? agent_find_name(a, owner) : NULL;
+		const Mt__Kernel__OpResult *res =
+			ar && i < ar->n_results ? ar->results[i] : NULL;
+
+		if (!e)
+			continue;
+		e->ops_applied++;
+		if (res && res->error) {
+			e->state = CUSTOMER_ERROR;
+			snprintf(e->error, sizeof(e->error), "%s", res->message);
+		}
+	}
+}
+
+int agent_reconcile(struct agent *a, const struct agent_scope *scope,
+		    bool dry_run, Mt__Kernel__Plan **plan_out,
+		    Mt__Rpc__ReconcileReply *reply)
+{
+	Mt__Kernel__KernelState *observed = NULL, *desired = NULL;
+	Mt__Kernel__Plan *plan = NULL;
+	Mt__Config__Customer **configs = NULL;
+	Mt__Rpc__ApplyReply *ar = NULL;
+	struct mt_diff_scope dscope = { 0 };
+	struct mt_rpc_status st;
+	size_t n_configs;
+	int r, failed = 0;
+
+	r = observe(a, scope, &observed);
+	if (r < 0)
+		return r;
+	desired = mt_kstate_new();
+	plan = mt_plan_new();
+	configs = agent_configs(a, &n_configs);
+	if (!desired || !plan || !configs) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = mt_desired_build(&a->metal, configs, n_configs, desired);
+	if (r < 0)
+		goto out;
+	dscope.owners = (const char *const *)scope->owners;
+	dscope.n_owners = scope->n;
+	r = mt_diff(desired, observed, scope->full ? NULL : &dscope, plan);
+	if (r < 0)
+		goto out;
+
+	if (!dry_run && plan->n_ops) {
+		r = mt_rpc_call(a->fastpath, &mt__rpc__fastpath__descriptor,
+				FP_APPLY, &plan->base, (ProtobufCMessage **)&ar,
+				a->rpc_timeout_ms, &st);
+		if (r < 0) {
+			mt_warn("apply of %zu ops failed: %s%s%s", plan->n_ops,
+				strerror(-r), r == -EREMOTEIO ? ": " : "",
+				r == -EREMOTEIO ? st.message : "");
+			goto out;
+		}
+		a->kernel_writes += ar->kernel_writes;
+		failed = (int)ar->failed;
+		for (size_t i = 0; i < ar->n_results && i < plan->n_ops; i++) {
+			char what[256];
+
+			if (!ar->results[i]->error)
+				continue;
+			mt_warn("%s: %s",
+				mt_op_describe(plan->ops[i], what, sizeof(what)),
+				ar->results[i]->message);
+		}
+	}
+	if (!dry_run) {
+		a->reconciles++;
+		record_outcome(a, scope, plan, ar);
+		if (plan->n_ops)
+			mt_info("reconciled %s: %zu ops, %d failed",
+				scope->full ? "all customers" : "changed customers",
+				plan->n_ops, failed);
+	}
+	if (reply) {
+		reply->ops = (uint32_t)plan->n_ops;
+		reply->failed = (uint32_t)failed;
+		if (ar && failed) {
+			/* hand the error results over to the reply */
+			reply->errors = calloc(ar->n_results, sizeof(*reply->errors));
+			for (size_t i = 0; reply->errors && i < ar->n_results; i++) {
+				if (!ar->results[i]->error)
+					continue;
+				reply->errors[reply->n_errors++] = ar->results[i];
+				ar->results[i] = NULL;
+			}
+			/* compact the donor so free_unpacked skips the holes */
+			size_t k = 0;
+			for (size_t i = 0; i < ar->n_results; i++)
+				if (ar->results[i])
+					ar->results[k++] = ar->results[i];
+			ar->n_results = k;
+		}
+	}
+	if (plan_out)
+		*plan_out = MT_TAKE_PTR(plan);
+	r = failed;
+out:
+	if (ar)
+		protobuf_c_message_free_unpacked(&ar->base, NULL);
+	mt_plan_free(plan);
+	mt_kstate_free(desired);
+	mt_kstate_free(observed);
+	free(configs);
+	return r;
+}

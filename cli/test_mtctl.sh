@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# mtctl end to end without root: argument parsing, exit codes, input file
+# errors, the "not running" message, --store direct reads and writes into a
+# temporary LMDB store, and every command against a stand-in agent
+# (test_fake_agent.c) on an ipc socket in a temporary run directory.
+#
+# Usage: test_mtctl.sh MTCTL FAKE_AGENT SOURCE_ROOT
+set -u
+mtctl=$1 fake=$2 src=$3
+examples=$src/deploy/examples
+
+tmp=$(mktemp -d /tmp/mtctl-test.XXXXXX)
+export MT_RUN_DIR=$tmp/run
+unset MT_INSTANCE
+agents=()
+cleanup() {
+	for pid in "${agents[@]}"; do
+		kill "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+pass=0 fail=0
+last=""
+ok() { pass=$((pass + 1)); }
+bad() {
+	fail=$((fail + 1))
+	echo "FAIL: $*"
+	echo "  command: mtctl $last"
+	sed 's/^/  stdout: /' "$tmp/out"
+	sed 's/^/  stderr: /' "$tmp/err"
+}
+
+# expect RC ARGS...: runs mtctl, keeps stdout/stderr in $tmp/out, $tmp/err.
+expect() {
+	local want=$1 rc
+	shift
+	last="$*"
+	"$mtctl" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
+	rc=$?
+	if [ "$rc" -eq "$want" ]; then ok; else bad "exit $rc, expected $want"; fi
+}
+# expect_in RC FILE ARGS...: the same with stdin from FILE.
+expect_in() {
+	local want=$1 in=$2 rc
+	shift 2
+	last="$* < $in"
+	"$mtctl" "$@" >"$tmp/out" 2>"$tmp/err" <"$in"
+	rc=$?
+	if [ "$rc" -eq "$want" ]; then ok; else bad "exit $rc, expected $want"; fi
+}
+# has out|err TEXT: the last command's stdout or stderr contains TEXT.
+has() {
+	if grep -qF -- "$2" "$tmp/$1"; then ok; else bad "$1 lacks '$2'"; fi
+}
+lacks() {
+	if grep -qF -- "$2" "$tmp/$1"; then bad "$1 has '$2'"; else ok; fi
+}
+empty() {
+	if [ -s "$tmp/$1" ]; then bad "$1 is not empty"; else ok; fi
+}
+# Human output: no trailing whitespace; JSON output: one valid document.
+clean_table() {
+	if grep -qE '[[:space:]]$' "$tmp/out"; then bad "trailing spaces"; else ok; fi
+}
+valid_json() {
+	if /usr/bin/python3 -c 'import json,sys; json.load(open(sys.argv[1]))' \
+		"$tmp/out" 2>/dev/null; then ok; else bad "stdout is not JSON"; fi
+}
+
+start_agent() { # INSTANCE [DELAY_MS]
+	mkdir -p "$MT_RUN_DIR/$1"
+	"$fake" "$@" &
+	agents+=($!)
+	for _ in $(seq 100); do
+		[ -S "$MT_RUN_DIR/$1/agent.sock" ] && return 0
+		sleep 0.05
+	done
+	echo "FAIL: the fake agent did not start"
+	fail=$((fail + 1))
+	return 1
+}
+
+mkdir -p "$MT_RUN_DIR/0" "$tmp/in"
+cd "$tmp/in" || exit 1
+
+# ---- usage errors: exit 2, the message names the bad argument ----
+expect 2
+has err "no command given"
+expect 2 frobnicate
+has err "unknown command 'frobnicate'"
+expect 2 --bogus status
+has err "unknown option '--bogus'"
+expect 2 -o xml status
+has err "-o 'xml'"
+expect 2 --timeout 0 status
+has err "--timeout '0'"
+expect 2 --timeout 12x status
+expect 2 -i TOOLONG status
+has err "instance 'TOOLONG'"
+expect 2 status --exit-code
+has err "--exit-code does not apply to 'status'"
+expect 2 plan --store "$tmp/store"
+has err "--store does not apply to 'plan'"
+expect 2 status extra
+has err "unexpected argument 'extra'"
+expect 2 customers frob
+has err "unknown subcommand 'frob'"
+expect 2 customers show
+expect 2 delete
+expect 2 delete Bad_Name
+has err "'Bad_Name'"
+expect 2 delete 40000
+has err "customer id '40000' is out of range"
+expect 2 plan a b
+expect 2 put
+has err "no file given"
+expect 2 put - -
+has err "stdin ('-') given twice"
+
+# ---- help: exit 0, on stdout ----
+expect 0 --help
+has out "Usage: mtctl"
+has out "Exit codes"
+expect 0 help plan
+has out "--exit-code"
+expect 0 put --help
+has out "Usage: mtctl [OPTIONS] put FILE..."
+expect 2 help frob
+
+# ---- bad input files: exit 4, the message names file and place ----
+printf '{"id": 1, "name": "a",}' >syntax.json
+expect 4 put syntax.json
+has err "syntax.json:1:"
+has err "nothing was sent"
+printf '{"id":1,"name":"acme","prefixs":["203.0.113.0/25"]}' >unknown.json
+expect 4 put unknown.json
+has err 'unknown.json: not a valid mt.config.Customer: unknown field "prefixs"'
+printf '{"customers":[{"id":1,"name":"a"},{"id":2,"prefixes":[5]}]}' >list.json
+expect 4 put list.json
+has err "customers[1].prefixes[0]"
+printf '[1,2]' >array.json
+expect 4 put array.json
+has err "got an array"
+printf '  \n' >blank.json
+expect 4 put blank.json
+has err "empty file"
+printf 'hello' >notjson
+expect 4 put notjson
+has err "notjson: not JSON"
+printf '\x08\x01\x12\x10acme' >truncated.pb
+expect 4 put truncated.pb
+has err "truncated.pb: does not decode as binary protobuf"
+expect 4 put missing.json
+has err "missing.json: cannot open: No such file or directory"
+expect 4 put "$examples/customers/acme.json" missing.json
+has err "nothing was sent"
+expect_in 4 syntax.json put -
+has err "<stdin>:1:"
+expect 4 put --metal missing-metal.json "$examples/customers/acme.json"
+has err "missing-metal.json"
+
+# ---- mt-agent not running: exit 3, clear message ----
+expect 3 status
+has err "mt-agent (instance 0) is not running: no socket at ipc://$MT_RUN_DIR/0/agent.sock"
+expect 3 -i 7 plan
+has err "mt-agent (instance 7) is not running"
+expect 3 --agent tcp://127.0.0.1:1 --timeout 200 customers
+has err "is not running: no answer on tcp://127.0.0.1:1 within 200 ms"
+expect 3 put "$examples/customers/acme.json"
+expect 2 --agent bogus://x status
+has err "--agent 'bogus://x'"
+
+# ---- --store: direct reads and writes (agent down) ----
+store="lmdb:$tmp/store"
+expect 1 customers --store "$store"
+has err "no store there"
+expect 0 put --store "$store" "$examples/customers/acme.json" "$examples/customers/globex.json"
+has out 'customer 1 "acme"'
+has out 'customer 2 "globex"'
+expect 0 customers --store "$store"
+has out "ID  NAME    PREFIXES                          ENDPOINTS  STATE"
+has out "1   acme    203.0.113.0/25                    192.0.2.1  stored"
+has out "2   globex  203.0.113.128/25,198.51.100.0/24  192.0.2.2  stored"
+clean_table
+expect 0 customers list -o json --store "$store"
+valid_json
+has out '"tunnelEndpoints"'
+expect 0 customers show globex --store "$store"
+has out "prefixes:          203.0.113.128/25"
+has out "                   198.51.100.0/24"
+clean_table
+expect 0 customers show 1 -o json --store "$store"
+valid_json
+has out '"name": "acme"'
+expect 1 customers show nobody --store "$store"
+has err "no customer nobody"
+# Validation against the customers already in the store, all or nothing.
+printf '{"id":3,"name":"initech","prefixes":["203.0.113.64/26"],"tunnelEndpoints":["192.0.2.3"]}' >overlap.json
+printf '{"id":4,"name":"hooli","prefixes":["192.0.2.128/25"],"tunnelEndpoints":["192.0.2.4"]}' >hooli.json
+expect 1 put --store "$store" hooli.json overlap.json
+has err 'overlap.json: customer 3 "initech": prefixes[0] "203.0.113.64/26": overlaps customer 1 "acme"'
+has err "nothing was written: 1 of 2 customers is invalid"
+expect 1 customers show hooli --store "$store"
+printf '{"customers":[{"id":5,"name":"five","prefixes":["192.0.2.0/26"]},{"id":5,"name":"fiveb","prefixes":["192.0.2.64/26"]}]}' >dupid.json
+expect 1 put --store "$store" dupid.json
+has err "given twice"
+# A batch that replaces acme may reuse acme's old space.
+printf '{"id":1,"name":"acme","prefixes":["203.0.113.0/26"],"tunnelEndpoints":["192.0.2.1"]}' >acme-small.json
+expect 0 put --store "$store" -o json overlap.json acme-small.json
+valid_json
+has out '"file": "overlap.json"'
+expect 0 delete --store "$store" initech
+has out "customer initech (id 3): deleted"
+expect 1 delete --store "$store" nobody 1
+has err "delete nobody: no such customer in the store"
+has out "customer 1 (id 1): deleted"
+expect 0 customers --store "$store"
+lacks out "acme"
+has out "globex"
+# Binary protobuf input: a customer packed by hand (id 9, name "nine",
+# prefix 192.0.2.32/27).
+printf '\x08\x09\x12\x04nine\x1a\x0d192.0.2.32/27' >nine.pb
+expect 0 put --store "$store" nine.pb
+has out 'customer 9 "nine"'
+expect_in 0 nine.pb put --store "$store" -
+# The metal's own prefixes are enforced with --metal.
+printf '{"instance":"lab","ownPrefixes":["192.0.2.224/27"]}' >metal.json
+printf '{"id":10,"name":"ten","prefixes":["192.0.2.224/28"]}' >ten.json
+expect 1 put --store "$store" --metal metal.json ten.json
+has err 'customer 10 "ten"'
+expect 0 put --store "$store" ten.json
+
+# ---- against a running agent (the stand-in) ----
+if start_agent 0; then
+	expect 0 status
+	has out "instance:"
+	has out "fastpath:"
+	clean_table
+	expect 0 put "$examples/customers/acme.json" "$examples/customers/globex.json"
+	has out 'customer 1 "acme"'
+	has out "stored at revision 2"
+	expect 0 customers
+	has out "1   acme    203.0.113.0/25"
+	has out "converged"
+	clean_table
+	expect 0 -o json customers
+	valid_json
+	has out '"customers"'
+	expect 0 customers show acme
+	has out "state:             converged"
+	expect 0 customers show globex -o json
+	valid_json
+	has out '"name": "globex"'
+	expect 1 customers show nobody
+	has err "no customer"
+	expect 0 status
+	has out "ID  NAME    STATE      REVISION  OPS"
+	has out "2   globex  converged"
+	clean_table
+	expect 0 -o json status
+	valid_json
+	has out '"fastpathConnected": true'
+	# Local validation first: nothing is sent when one customer is bad.
+	expect 1 put hooli.json overlap.json
+	has err "nothing was sent: 1 of 2"
+	expect 1 customers show hooli
+	# The agent's own refusal is printed with the file and customer.
+	printf '{"id":12,"name":"rejectme","prefixes":["192.0.2.64/28"]}' >reject.json
+	expect 1 put hooli.json reject.json
+	has err 'reject.json: customer 12 "rejectme" refused: customer 12 "rejectme": refused by the fake agent'
+	has out 'customer 4 "hooli"'
+	expect 0 plan
+	has out "+ create netns mt0-acme"
+	has out "Plan: 3 to create, 0 to delete."
+	clean_table
+	expect 10 plan --exit-code
+	expect 10 plan globex --exit-code
+	has out "+ create netns mt0-globex"
+	lacks out "mt0-acme"
+	expect 0 -o json plan 1
+	valid_json
+	has out '"ops"'
+	expect 1 plan nobody
+	expect 0 reconcile
+	has out "reconcile: 3 ops applied, 0 failed"
+	printf '{"id":13,"name":"broken","prefixes":["192.0.2.16/28"]}' >broken.json
+	expect 0 apply broken.json
+	expect 1 reconcile
+	has out "1 failed"
+	has out "error: create netns mt0-broken (File exists)"
+	expect 0 reconcile acme
+	expect 0 -o json delete broken
+	valid_json
+	has out '"deleted"'
+	expect 1 delete nobody
+	has err "delete nobody: no customer"
+	expect 0 pause
+	has out "reconciling paused"
+	expect 0 status
+	has out "PAUSED"
+	expect 0 -o json resume
+	valid_json
+	has out '"paused": false'
+	expect 0 status
+	has out "running"
+	expect 0 plan
+	empty err
+fi
+
+# A connected agent that is too slow.
+if start_agent slow 1000; then
+	expect 3 -i slow --timeout 300 status
+	has err "did not answer on ipc://$MT_RUN_DIR/slow/agent.sock within 300 ms"
+fi
+
+echo "mtctl: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

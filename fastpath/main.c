@@ -1,0 +1,315 @@
+/* mt-fastpath: the only process that touches the kernel. Serves Observe,
+ * Apply and Ping (proto/rpc.proto service Fastpath) and publishes drift
+ * events. Runs in the metal's network namespace. */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mt_cleanup.h"
+#include "mt_kstate.h"
+#include "mt_log.h"
+#include "mt_metal_file.h"
+#include "mt_rpc.h"
+#include "mt_time.h"
+
+#include "monitor.h"
+#include "nft_mark.h"
+#include "nl.h"
+#include "rtnl_apply.h"
+#include "rtnl_observe.h"
+
+struct fastpath {
+	struct mt_metal metal;
+	struct mt_rtnl *rtnl;
+	struct mt_monitor *monitor;
+	struct mt_rpc_server *server;
+	struct mt_rpc_pub *events;
+	uint64_t started_ms;
+	uint64_t plans_applied;
+	uint64_t kernel_writes;
+};
+
+static bool nft_op(const Mt__Kernel__Op *op)
+{
+	return op->object_case == MT__KERNEL__OP__OBJECT_MARK_TABLE ||
+	       op->object_case == MT__KERNEL__OP__OBJECT_MARK_PREFIX;
+}
+
+static Mt__Rpc__Code h_observe(void *ctx, const ProtobufCMessage *in,
+			       ProtobufCMessage **out, struct mt_rpc_status *st)
+{
+	struct fastpath *fp = ctx;
+	const Mt__Rpc__ObserveRequest *req = (const Mt__Rpc__ObserveRequest *)in;
+	Mt__Kernel__KernelState *ks = mt_kstate_new();
+	int r;
+
+	if (!ks)
+		return mt_rpc_fail(st, MT__RPC__CODE__INTERNAL, "out of memory");
+	r = mt_rtnl_observe(fp->rtnl, (const char *const *)req->owners,
+			    req->n_owners, ks);
+	if (r >= 0)
+		r = mt_nft_mark_observe(&fp->metal, ks);
+	if (r < 0) {
+		mt_kstate_free(ks);
+		return mt_rpc_fail(st, MT__RPC__CODE__INTERNAL,
+				   "observe failed: %s", strerror(-r));
+	}
+	*out = &ks->base;
+	return MT__RPC__CODE__OK;
+}
+
+/* Executes the plan in order: runs of consecutive rtnetlink ops go to the
+ * rtnetlink applier (batched per namespace), runs of nft ops to the nft
+ * applier (one transaction per run). */
+static Mt__Rpc__Code h_apply(void *ctx, const ProtobufCMessage *in,
+			     ProtobufCMessage **out, struct mt_rpc_status *st)
+{
+	struct fastpath *fp = ctx;
+	const Mt__Kernel__Plan *plan = (const Mt__Kernel__Plan *)in;
+	Mt__Rpc__ApplyReply *reply = malloc(sizeof(*reply));
+	uint64_t writes = 0;
+	size_t i = 0;
+
+	if (!reply)
+		return mt_rpc_fail(st, MT__RPC__CODE__INTERNAL, "out of memory");
+	mt__rpc__apply_reply__init(reply);
+	reply->results = calloc(plan->n_ops + 1, sizeof(*reply->results));
+	if (!reply->results)
+		goto nomem;
+	for (; reply->n_results < plan->n_ops; reply->n_results++) {
+		Mt__Kernel__OpResult *res = malloc(sizeof(*res));
+
+		if (!res)
+			goto nomem;
+		mt__kernel__op_result__init(res);
+		reply->results[reply->n_results] = res;
+	}
+	while (i < plan->n_ops) {
+		bool nft = nft_op(plan->ops[i]);
+		size_t j = i;
+		int r;
+
+		while (j < plan->n_ops && nft_op(plan->ops[j]) == nft)
+			j++;
+		if (nft)
+			r = mt_nft_mark_apply(&fp->metal, plan->ops + i, j - i,
+					      reply->results + i, &writes);
+		else
+			r = mt_rtnl_apply(fp->rtnl, plan->ops + i, j - i,
+					  reply->results + i, &writes);
+		if (r < 0)
+			mt_warn("apply: %s", strerror(-r));
+		i = j;
+	}
+	for (i = 0; i < plan->n_ops; i++) {
+		char what[256];
+
+		if (!reply->results[i]->error)
+			continue;
+		reply->failed++;
+		mt_warn("%s: %s",
+			mt_op_describe(plan->ops[i], what, sizeof(what)),
+			reply->results[i]->message);
+	}
+	reply->kernel_writes = writes;
+	fp->plans_applied++;
+	fp->kernel_writes += writes;
+	mt_debug("applied %zu ops (%u failed, %lu kernel writes)", plan->n_ops,
+		 reply->failed, (unsigned long)writes);
+	/* namespaces may have come or gone */
+	mt_monitor_sync(fp->monitor);
+	*out = &reply->base;
+	return MT__RPC__CODE__OK;
+nomem:
+	protobuf_c_message_free_unpacked(&reply->base, NULL);
+	return mt_rpc_fail(st, MT__RPC__CODE__INTERNAL, "out of memory");
+}
+
+static Mt__Rpc__Code h_ping(void *ctx, const ProtobufCMessage *in,
+			    ProtobufCMessage **out, struct mt_rpc_status *st)
+{
+	struct fastpath *fp = ctx;
+	Mt__Rpc__PingReply *r = malloc(sizeof(*r));
+
+	if (!r)
+		return mt_rpc_fail(st, MT__RPC__CODE__INTERNAL, "out of memory");
+	mt__rpc__ping_reply__init(r);
+	r->instance = strdup(fp->metal.instance);
+	r->started_ms = fp->started_ms;
+	r->plans_applied = fp->plans_applied;
+	r->kernel_writes = fp->kernel_writes;
+	*out = &r->base;
+	return MT__RPC__CODE__OK;
+}
+
+/* In the order of service Fastpath in proto/rpc.proto. */
+static const struct mt_rpc_method fastpath_methods[] = {
+	{ h_observe },
+	{ h_apply },
+	{ h_ping },
+};
+
+static void on_drift(void *data, const char *owner, const char *netns,
+		     const char *what)
+{
+	struct fastpath *fp = data;
+	Mt__Rpc__KernelEvent ev = MT__RPC__KERNEL_EVENT__INIT;
+
+	mt_info("drift in netns %s: %s", *netns ? netns : "metal", what);
+	ev.owner = (char *)owner;
+	ev.netns = (char *)netns;
+	ev.what = (char *)what;
+	mt_rpc_pub_send(fp->events, &ev.base);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: mt-fastpath [-c METAL.json] [-i INSTANCE] [-v]\n"
+		"  -c, --config FILE   the metal's settings (mt.config.Metal as JSON)\n"
+		"  -i, --instance NAME instance name (overrides the config file)\n"
+		"  -v, --verbose       debug logging\n"
+		"Runs in the network namespace it is started in (the metal).\n");
+}
+
+static int open_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "instance", required_argument, NULL, 'i' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *config = NULL, *instance = NULL;
+	static struct fastpath fastpath;
+	struct fastpath *fp = &fastpath;
+	char url[300], dir[256], err[512];
+	bool running = true;
+	int o, r, sfd;
+
+	mt_log_init("mt-fastpath", MT_LOG_INFO);
+	while ((o = getopt_long(argc, argv, "c:i:vh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'i':
+			instance = optarg;
+			break;
+		case 'v':
+			mt_log_init("mt-fastpath", MT_LOG_DEBUG);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "mt-fastpath: unexpected argument \"%s\"\n",
+			argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (mt_metal_load(config, instance, &fp->metal, err, sizeof(err)) < 0) {
+		mt_err("config %s", err);
+		return 1;
+	}
+	fp->started_ms = mt_realtime_ms();
+
+	mt_rpc_run_dir(fp->metal.instance, dir, sizeof(dir));
+	mkdir(MT_RUN_DIR, 0755);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		mt_err("runtime directory %s: %s", dir, strerror(errno));
+		return 1;
+	}
+	r = mt_rpc_server_open(mt_rpc_url(fp->metal.instance, "fastpath", url,
+					  sizeof(url)),
+			       &mt__rpc__fastpath__descriptor, fastpath_methods,
+			       MT_ARRAY_SIZE(fastpath_methods), fp,
+			       &fp->server);
+	if (r < 0) {
+		mt_err("socket %s: %s%s", url, strerror(-r),
+		       r == -EADDRINUSE ?
+			       " (another mt-fastpath of this instance is running)" :
+			       "");
+		return 1;
+	}
+	r = mt_rpc_pub_open(mt_rpc_url(fp->metal.instance, "events", url,
+				       sizeof(url)),
+			    &fp->events);
+	if (r < 0) {
+		mt_err("events socket %s: %s", url, strerror(-r));
+		return 1;
+	}
+	r = mt_rtnl_new(&fp->metal, &fp->rtnl);
+	if (r < 0) {
+		mt_err("netlink: %s", strerror(-r));
+		return 1;
+	}
+	r = mt_monitor_new(fp->rtnl, on_drift, fp, &fp->monitor);
+	if (r < 0) {
+		mt_err("drift monitor: %s", strerror(-r));
+		return 1;
+	}
+	mt_rpc_server_watchdog_start(fp->server, 2000);
+	sfd = open_signals();
+	mt_info("instance %s: serving %s", fp->metal.instance,
+		mt_rpc_url(fp->metal.instance, "fastpath", url, sizeof(url)));
+
+	while (running) {
+		struct pollfd fds[3] = {
+			{ .fd = sfd, .events = POLLIN },
+			{ .fd = mt_rpc_server_fd(fp->server), .events = POLLIN },
+			{ .fd = mt_monitor_fd(fp->monitor), .events = POLLIN },
+		};
+
+		if (poll(fds, MT_ARRAY_SIZE(fds), -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			mt_err("poll: %s", strerror(errno));
+			break;
+		}
+		if (fds[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				mt_info("signal %u: exiting", si.ssi_signo);
+				running = false;
+			}
+		}
+		if (fds[1].revents & POLLIN)
+			mt_rpc_server_process(fp->server);
+		if (fds[2].revents & POLLIN)
+			mt_monitor_process(fp->monitor);
+	}
+
+	mt_rpc_server_close(fp->server);
+	mt_rpc_pub_close(fp->events);
+	mt_monitor_free(fp->monitor);
+	mt_rtnl_free(fp->rtnl);
+	mt_metal_fini(&fp->metal);
+	return 0;
+}

@@ -1,0 +1,475 @@
+#include "monitor.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/fib_rules.h>
+#include <linux/if_addr.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <libmnl/libmnl.h>
+
+#include "mt_cleanup.h"
+#include "mt_log.h"
+#include "mt_metal.h"
+#include "netns.h"
+
+#define MON_BUF (64 * 1024)
+#define MON_RCVBUF (4 * 1024 * 1024)
+
+struct watch {
+	struct watch *next;
+	char *netns;              /* "" = metal */
+	struct mnl_socket *rtnl;
+	struct mnl_socket *nft;   /* metal only */
+	bool seen;
+	/* nft notifications of a transaction wait for its NEWGEN, which says
+	 * which process committed it */
+	char nft_pending[256];
+};
+
+struct mt_monitor {
+	struct mt_rtnl *ctx;
+	mt_monitor_cb cb;
+	void *data;
+	int epfd;
+	struct watch *watches;
+	char *buf;
+	int events;
+};
+
+static struct mnl_socket *open_group_socket(int bus, const unsigned *groups,
+					    size_t n)
+{
+	struct mnl_socket *nl = mnl_socket_open2(bus, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int rcvbuf = MON_RCVBUF;
+
+	if (!nl)
+		return NULL;
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		int g = (int)groups[i];
+
+		if (mnl_socket_setsockopt(nl, NETLINK_ADD_MEMBERSHIP, &g,
+					  sizeof(g)) < 0)
+			goto fail;
+	}
+	/* Lost notifications are repaired by the periodic reconcile, but
+	 * try not to lose them. */
+	setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf,
+		   sizeof(rcvbuf));
+	return nl;
+fail:
+	mnl_socket_close(nl);
+	return NULL;
+}
+
+struct open_args {
+	struct watch *w;
+	bool metal;
+};
+
+static int open_sockets(void *arg)
+{
+	static const unsigned rt_groups[] = {
+		RTNLGRP_LINK,       RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR,
+		RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE,  RTNLGRP_IPV4_RULE,
+		RTNLGRP_IPV6_RULE,
+	};
+	static const unsigned nft_groups[] = { NFNLGRP_NFTABLES };
+	struct open_args *a = arg;
+
+	a->w->rtnl = open_group_socket(NETLINK_ROUTE, rt_groups,
+				       MT_ARRAY_SIZE(rt_groups));
+	if (!a->w->rtnl)
+		return mt_neg_errno();
+	if (a->metal) {
+		a->w->nft = open_group_socket(NETLINK_NETFILTER, nft_groups,
+					      MT_ARRAY_SIZE(nft_groups));
+		if (!a->w->nft)
+			return mt_neg_errno();
+	}
+	return 0;
+}
+
+static void watch_free(struct mt_monitor *mon, struct watch *w)
+{
+	if (w->rtnl) {
+		epoll_ctl(mon->epfd, EPOLL_CTL_DEL, mnl_socket_get_fd(w->rtnl),
+			  NULL);
+		mnl_socket_close(w->rtnl);
+	}
+	if (w->nft) {
+		epoll_ctl(mon->epfd, EPOLL_CTL_DEL, mnl_socket_get_fd(w->nft),
+			  NULL);
+		mnl_socket_close(w->nft);
+	}
+	free(w->netns);
+	free(w);
+}
+
+static int watch_add(struct mt_monitor *mon, const char *netns)
+{
+	struct watch *w = calloc(1, sizeof(*w));
+	struct open_args args = { .w = w, .metal = !*netns };
+	struct epoll_event ev = { .events = EPOLLIN };
+	int r;
+
+	if (!w)
+		return -ENOMEM;
+	w->netns = strdup(netns);
+	if (!w->netns) {
+		free(w);
+		return -ENOMEM;
+	}
+	if (*netns) {
+		_cleanup_close_ int nsfd = mt_netns_open(netns);
+
+		if (nsfd < 0) {
+			watch_free(mon, w);
+			return nsfd;
+		}
+		r = mt_netns_run(nsfd, mon->ctx->metal_ns->nsfd, open_sockets,
+				 &args);
+	} else {
+		r = open_sockets(&args);
+	}
+	if (r < 0) {
+		watch_free(mon, w);
+		return r;
+	}
+	ev.data.ptr = w;
+	epoll_ctl(mon->epfd, EPOLL_CTL_ADD, mnl_socket_get_fd(w->rtnl), &ev);
+	if (w->nft)
+		epoll_ctl(mon->epfd, EPOLL_CTL_ADD, mnl_socket_get_fd(w->nft),
+			  &ev);
+	w->seen = true;
+	w->next = mon->watches;
+	mon->watches = w;
+	return 0;
+}
+
+int mt_monitor_new(struct mt_rtnl *ctx, mt_monitor_cb cb, void *data,
+		   struct mt_monitor **out)
+{
+	struct mt_monitor *mon = calloc(1, sizeof(*mon));
+	int r;
+
+	if (!mon)
+		return -ENOMEM;
+	mon->ctx = ctx;
+	mon->cb = cb;
+	mon->data = data;
+	mon->buf = malloc(MON_BUF);
+	mon->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (!mon->buf || mon->epfd < 0) {
+		mt_monitor_free(mon);
+		return -ENOMEM;
+	}
+	r = watch_add(mon, "");
+	if (r < 0) {
+		mt_monitor_free(mon);
+		return r;
+	}
+	*out = mon;
+	return mt_monitor_sync(mon);
+}
+
+void mt_monitor_free(struct mt_monitor *mon)
+{
+	if (!mon)
+		return;
+	while (mon->watches) {
+		struct watch *w = mon->watches;
+
+		mon->watches = w->next;
+		watch_free(mon, w);
+	}
+	if (mon->epfd >= 0)
+		close(mon->epfd);
+	free(mon->buf);
+	free(mon);
+}
+
+int mt_monitor_fd(const struct mt_monitor *mon)
+{
+	return mon->epfd;
+}
+
+static struct watch *find_watch(struct mt_monitor *mon, const char *netns)
+{
+	for (struct watch *w = mon->watches; w; w = w->next)
+		if (strcmp(w->netns, netns) == 0)
+			return w;
+	return NULL;
+}
+
+int mt_monitor_sync(struct mt_monitor *mon)
+{
+	struct mt_netns_entry *list = NULL;
+	size_t n = 0;
+	int r;
+
+	r = mt_netns_list(mon->ctx->metal->prefix, &list, &n);
+	if (r < 0)
+		return r;
+	for (struct watch *w = mon->watches; w; w = w->next)
+		w->seen = !*w->netns; /* the metal always stays */
+	for (size_t i = 0; i < n; i++) {
+		struct watch *w = find_watch(mon, list[i].name);
+
+		if (w) {
+			w->seen = true;
+			continue;
+		}
+		r = watch_add(mon, list[i].name);
+		if (r < 0)
+			mt_warn("drift monitor: cannot watch netns %s: %s",
+				list[i].name, strerror(-r));
+	}
+	free(list);
+	for (struct watch **pw = &mon->watches; *pw;) {
+		struct watch *w = *pw;
+
+		if (w->seen) {
+			pw = &w->next;
+			continue;
+		}
+		*pw = w->next;
+		watch_free(mon, w);
+	}
+	return 0;
+}
+
+/* True when one of mt-fastpath's own request sockets caused the change. */
+static bool ours(struct mt_monitor *mon, const char *netns, uint32_t pid)
+{
+	struct mt_nsh *h;
+
+	if (pid == 0)
+		return false;
+	h = mt_rtnl_ns_find(mon->ctx, netns);
+	if (h && h->nl && h->nl->portid == pid)
+		return true;
+	/* a veth peer created from the metal's socket notifies in the
+	 * customer namespace with the metal socket's port id */
+	h = mon->ctx->metal_ns;
+	return h && h->nl && h->nl->portid == pid;
+}
+
+static void report(struct mt_monitor *mon, const char *owner,
+		   const char *netns, const char *what)
+{
+	mon->events++;
+	mon->cb(mon->data, owner ? owner : "", netns, what);
+}
+
+static const char *metal_owner(struct mt_monitor *mon, unsigned ifindex,
+			       char *name)
+{
+	if (!ifindex || !if_indextoname(ifindex, name))
+		return NULL;
+	return mt_metal_owner(mon->ctx->metal, name);
+}
+
+static int attr_cb(const struct nlattr *a, void *data)
+{
+	const struct nlattr **tb = data;
+	int type = mnl_attr_get_type(a);
+
+	if (type <= RTA_MAX) /* the largest *_MAX among the families used */
+		tb[type] = a;
+	return MNL_CB_OK;
+}
+
+static void rtnl_event(struct mt_monitor *mon, struct watch *w,
+		       const struct nlmsghdr *nlh)
+{
+	const struct mt_metal *m = mon->ctx->metal;
+	const struct nlattr *tb[RTA_MAX + 1] = { 0 };
+	const char *cust = *w->netns ? mt_metal_owner(m, w->netns) : NULL;
+	bool metal = !*w->netns;
+	char what[256], ifname[IF_NAMESIZE] = "";
+	const char *owner = cust;
+	const char *verb;
+
+	if (ours(mon, w->netns, nlh->nlmsg_pid))
+		return;
+	switch (nlh->nlmsg_type) {
+	case RTM_NEWLINK:
+	case RTM_DELLINK: {
+		const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+
+		mnl_attr_parse(nlh, sizeof(*ifi), attr_cb, tb);
+		if (tb[IFLA_IFNAME])
+			snprintf(ifname, sizeof(ifname), "%s",
+				 mnl_attr_get_str(tb[IFLA_IFNAME]));
+		if (metal)
+			owner = mt_metal_owner(m, ifname);
+		if (!owner)
+			return;
+		if (nlh->nlmsg_type == RTM_NEWLINK) {
+			/* only a link going down is drift; new links and
+			 * statistics changes are not */
+			if (ifi->ifi_flags & IFF_UP)
+				return;
+			verb = "down";
+		} else {
+			verb = "deleted";
+		}
+		snprintf(what, sizeof(what), "link %s %s", ifname, verb);
+		break;
+	}
+	case RTM_DELADDR: {
+		/* Additions are not drift: the kernel adds link-local and
+		 * local addresses of its own whenever a link comes up. */
+		const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+
+		if (metal)
+			owner = metal_owner(mon, ifa->ifa_index, ifname);
+		if (!owner)
+			return;
+		snprintf(what, sizeof(what), "address deleted on ifindex %u",
+			 ifa->ifa_index);
+		break;
+	}
+	case RTM_NEWROUTE:
+	case RTM_DELROUTE: {
+		/* Only routes mt makes (protocol MT_RTPROT), and in the metal
+		 * anything in GRE_table: the kernel's own local and connected
+		 * routes come and go with addresses. */
+		const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+		uint32_t table = rtm->rtm_table;
+
+		mnl_attr_parse(nlh, sizeof(*rtm), attr_cb, tb);
+		if (tb[RTA_TABLE])
+			table = mnl_attr_get_u32(tb[RTA_TABLE]);
+		if (metal) {
+			if (table != m->gre_table)
+				return;
+			owner = tb[RTA_OIF] ? metal_owner(mon,
+				mnl_attr_get_u32(tb[RTA_OIF]), ifname) : NULL;
+			if (!owner)
+				owner = ""; /* a foreign route in our table */
+		} else if (rtm->rtm_protocol != MT_RTPROT) {
+			return;
+		}
+		snprintf(what, sizeof(what), "route in table %u %s", table,
+			 nlh->nlmsg_type == RTM_NEWROUTE ? "added or changed" :
+							   "deleted");
+		break;
+	}
+	case RTM_NEWRULE:
+	case RTM_DELRULE: {
+		const struct fib_rule_hdr *frh = mnl_nlmsg_get_payload(nlh);
+		uint32_t prio = 0;
+
+		mnl_attr_parse(nlh, sizeof(*frh), attr_cb, tb);
+		if (tb[FRA_PRIORITY])
+			prio = mnl_attr_get_u32(tb[FRA_PRIORITY]);
+		if (prio < m->rule_priority ||
+		    prio >= m->rule_priority + MT_RULE_RANGE)
+			return;
+		if (metal)
+			owner = "";
+		snprintf(what, sizeof(what), "rule priority %u %s", prio,
+			 nlh->nlmsg_type == RTM_NEWRULE ? "added" : "deleted");
+		break;
+	}
+	default:
+		return;
+	}
+	report(mon, owner, w->netns, what);
+}
+
+static void nft_event(struct mt_monitor *mon, struct watch *w,
+		      const struct nlmsghdr *nlh)
+{
+	const struct mt_metal *m = mon->ctx->metal;
+	uint16_t type = NFNL_MSG_TYPE(nlh->nlmsg_type);
+	const struct nlattr *tb[RTA_MAX + 1] = { 0 };
+
+	if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_NFTABLES)
+		return;
+	mnl_attr_parse(nlh, sizeof(struct nfgenmsg), attr_cb, tb);
+	if (type == NFT_MSG_NEWGEN) {
+		uint32_t pid = tb[NFTA_GEN_PROC_PID] ?
+				       ntohl(mnl_attr_get_u32(tb[NFTA_GEN_PROC_PID])) :
+				       0;
+
+		if (w->nft_pending[0] && pid != (uint32_t)getpid())
+			report(mon, "", "", w->nft_pending);
+		w->nft_pending[0] = '\0';
+		return;
+	}
+	/* attribute 1 is the table name in table, chain, rule, set and
+	 * element messages alike */
+	if (!tb[1] || mnl_attr_validate(tb[1], MNL_TYPE_NUL_STRING) < 0 ||
+	    strcmp(mnl_attr_get_str(tb[1]), m->mark_table) != 0)
+		return;
+	if (!w->nft_pending[0])
+		snprintf(w->nft_pending, sizeof(w->nft_pending),
+			 "nft table %s changed (message type %u)",
+			 m->mark_table, type);
+}
+
+static int read_socket(struct mt_monitor *mon, struct watch *w,
+		       struct mnl_socket *nl, bool nft)
+{
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(nl, mon->buf, MON_BUF);
+		const struct nlmsghdr *nlh;
+		int len;
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			if (errno == ENOBUFS) {
+				/* lost notifications: say so, the agent
+				 * reconciles everything */
+				report(mon, "", w->netns,
+				       "notifications lost (ENOBUFS)");
+				continue;
+			}
+			return mt_neg_errno();
+		}
+		len = (int)n;
+		for (nlh = (const struct nlmsghdr *)mon->buf;
+		     mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+			if (nft)
+				nft_event(mon, w, nlh);
+			else
+				rtnl_event(mon, w, nlh);
+		}
+	}
+}
+
+int mt_monitor_process(struct mt_monitor *mon)
+{
+	struct epoll_event evs[64];
+	int n, r;
+
+	mon->events = 0;
+	n = epoll_wait(mon->epfd, evs, MT_ARRAY_SIZE(evs), 0);
+	if (n < 0)
+		return mt_neg_errno();
+	for (int i = 0; i < n; i++) {
+		struct watch *w = evs[i].data.ptr;
+
+		r = read_socket(mon, w, w->rtnl, false);
+		if (r == 0 && w->nft)
+			r = read_socket(mon, w, w->nft, true);
+		if (r < 0)
+			mt_warn("drift monitor netns %s: %s",
+				*w->netns ? w->netns : "metal", strerror(-r));
+	}
+	return mon->events;
+}

@@ -1,0 +1,679 @@
+/* Root check of the rtnetlink layer against the real kernel, in a sandbox:
+ * the process unshares a network namespace (its "metal") and a private
+ * mount namespace with a tmpfs over /run, so every /run/netns/mtt<N>-*
+ * namespace it creates is invisible to the host and gone when it exits,
+ * pass or fail. Exits 77 (skip) when not root.
+ *
+ *   rtnl_apply_check [N]   N customer namespaces for the scale part
+ *                          (default 1000, 0 = skip it)
+ *
+ * Checks: apply of a full customer plan; the result against `ip -json`;
+ * observe returns it; plan minus observed is empty (0 writes); a second
+ * full apply succeeds (idempotent) and changes nothing observed; veth EEXIST
+ * re-applies up; ownership refusals send nothing; errors map to the right
+ * op inside a batch (with the kernel's extended ACK text); deletes (twice);
+ * observe of N namespaces under 100 ms. */
+#include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mt_kstate.h"
+#include "mt_log.h"
+#include "mt_metal.h"
+#include "nl.h"
+#include "rtnl_apply.h"
+#include "rtnl_observe.h"
+
+static int failures;
+
+#define CHECK(c)                                                               \
+	do {                                                                   \
+		if (!(c)) {                                                    \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
+				__LINE__, #c);                                 \
+			failures++;                                            \
+		}                                                              \
+	} while (0)
+
+#define C Mt__Kernel__Op__Action
+#define CREATE MT__KERNEL__OP__ACTION__CREATE
+#define DELETE MT__KERNEL__OP__ACTION__DELETE
+
+static struct mt_metal metal;
+static char pfx[16];
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...)
+{
+	static char bufs[64][128];
+	static int k;
+	char *b = bufs[k++ % 64];
+	va_list ap;
+
+	va_start(ap, f);
+	vsnprintf(b, 128, f, ap);
+	va_end(ap);
+	return b;
+}
+
+/* ---- plan building ------------------------------------------------------ */
+
+static void add_netns(Mt__Kernel__Plan *p, C act, const char *name)
+{
+	Mt__Kernel__Netns o = MT__KERNEL__NETNS__INIT;
+
+	o.name = (char *)name;
+	mt_plan_add(p, act, &o.base);
+}
+
+static void add_link(Mt__Kernel__Plan *p, C act, const char *ns,
+		     const char *name, const char *kind, const char *peer_ns,
+		     const char *peer, uint32_t mtu, bool up)
+{
+	Mt__Kernel__Link o = MT__KERNEL__LINK__INIT;
+
+	o.netns = (char *)ns;
+	o.name = (char *)name;
+	o.kind = (char *)kind;
+	o.peer_netns = (char *)peer_ns;
+	o.peer_name = (char *)peer;
+	o.mtu = mtu;
+	o.up = up;
+	mt_plan_add(p, act, &o.base);
+}
+
+static void add_addr(Mt__Kernel__Plan *p, C act, const char *ns,
+		     const char *dev, const char *prefix)
+{
+	Mt__Kernel__Addr o = MT__KERNEL__ADDR__INIT;
+
+	o.netns = (char *)ns;
+	o.dev = (char *)dev;
+	o.prefix = (char *)prefix;
+	mt_plan_add(p, act, &o.base);
+}
+
+static void add_route(Mt__Kernel__Plan *p, C act, const char *ns,
+		      uint32_t table, const char *dst, const char *dev,
+		      const char *gw, uint32_t metric)
+{
+	Mt__Kernel__Route o = MT__KERNEL__ROUTE__INIT;
+
+	o.netns = (char *)ns;
+	o.table = table;
+	o.dst = (char *)dst;
+	o.dev = (char *)dev;
+	o.gateway = (char *)gw;
+	o.metric = metric;
+	mt_plan_add(p, act, &o.base);
+}
+
+static void add_rule(Mt__Kernel__Plan *p, C act, const char *ns, uint32_t prio,
+		     uint32_t mark, uint32_t mask, uint32_t table)
+{
+	Mt__Kernel__Rule o = MT__KERNEL__RULE__INIT;
+
+	o.netns = (char *)ns;
+	o.priority = prio;
+	o.fwmark = mark;
+	o.fwmask = mask;
+	o.table = table;
+	mt_plan_add(p, act, &o.base);
+}
+
+static void add_sysctl(Mt__Kernel__Plan *p, const char *ns, const char *key,
+		       const char *val)
+{
+	Mt__Kernel__Sysctl o = MT__KERNEL__SYSCTL__INIT;
+
+	o.netns = (char *)ns;
+	o.key = (char *)key;
+	o.value = (char *)val;
+	mt_plan_add(p, CREATE, &o.base);
+}
+
+/* The plan the agent would make for customer name with link pair id. */
+static void customer_plan(Mt__Kernel__Plan *p, const char *name, int id,
+			  bool full)
+{
+	const char *ns = fmt("%s%s", pfx, name);
+	const char *m4 = fmt("169.254.%d.%d/31", id / 128, (id % 128) * 2);
+	const char *c4 = fmt("169.254.%d.%d/31", id / 128, (id % 128) * 2 + 1);
+	const char *c4gw = fmt("169.254.%d.%d", id / 128, (id % 128) * 2 + 1);
+	const char *m4gw = fmt("169.254.%d.%d", id / 128, (id % 128) * 2);
+
+	add_netns(p, CREATE, ns);
+	add_link(p, CREATE, "", ns, "veth", ns, MT_CUST_VETH, 1500, true);
+	add_link(p, CREATE, ns, "lo", "", "", "", 0, true);
+	add_addr(p, CREATE, "", ns, m4);
+	add_addr(p, CREATE, ns, MT_CUST_VETH, c4);
+	add_route(p, CREATE, "", metal.gre_table,
+		  fmt("198.18.%d.%d/30", id / 64, (id % 64) * 4), ns, c4gw, 0);
+	add_route(p, CREATE, ns, metal.cust_table, "0.0.0.0/0", MT_CUST_VETH,
+		  m4gw, 0);
+	add_sysctl(p, ns, "net/ipv4/ip_forward", "1");
+	add_sysctl(p, ns, "net/ipv4/conf/all/rp_filter", "0");
+	if (!full)
+		return;
+	add_addr(p, CREATE, "", ns, "fd00:77::/127");
+	add_addr(p, CREATE, ns, MT_CUST_VETH, "fd00:77::1/127");
+	add_route(p, CREATE, "", metal.gre_table, "2001:db8:100::/48", ns,
+		  "fd00:77::1", 1024);
+	add_route(p, CREATE, ns, metal.cust_table, "203.0.113.0/24",
+		  MT_CUST_VETH, "", 500000);
+	add_rule(p, CREATE, ns, metal.rule_priority + 1, 0x1, 0xff,
+		 metal.cust_table_alt);
+	add_sysctl(p, ns, "net/ipv4/conf/default/rp_filter", "0");
+	add_sysctl(p, ns, "net/ipv4/conf/" MT_CUST_VETH "/rp_filter", "0");
+	add_sysctl(p, "", fmt("net/ipv4/conf/%s/rp_filter", ns), "0");
+}
+
+static int apply(struct mt_rtnl *ctx, Mt__Kernel__Plan *p, uint64_t *writes,
+		 Mt__Kernel__OpResult ***out)
+{
+	Mt__Kernel__OpResult **res = calloc(p->n_ops + 1, sizeof(*res));
+	int failed;
+
+	*writes = 0;
+	failed = mt_rtnl_apply(ctx, p->ops, p->n_ops, res, writes);
+	for (size_t i = 0; i < p->n_ops; i++)
+		if (res[i] && res[i]->error)
+			fprintf(stderr, "  op %zu: %d %s\n", i, res[i]->error,
+				res[i]->message);
+	if (out) {
+		*out = res;
+	} else {
+		for (size_t i = 0; i < p->n_ops; i++)
+			if (res[i])
+				protobuf_c_message_free_unpacked(&res[i]->base,
+								 NULL);
+		free(res);
+	}
+	return failed;
+}
+
+static void free_results(Mt__Kernel__OpResult **res, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (res[i])
+			protobuf_c_message_free_unpacked(&res[i]->base, NULL);
+	free(res);
+}
+
+/* ---- plan minus observed ------------------------------------------------ */
+
+static bool streq(const char *a, const char *b)
+{
+	return strcmp(a, b) == 0;
+}
+
+static bool satisfied(const Mt__Kernel__Op *op,
+		      const Mt__Kernel__KernelState *st)
+{
+	switch (op->object_case) {
+	case MT__KERNEL__OP__OBJECT_NETNS:
+		for (size_t i = 0; i < st->n_netns; i++)
+			if (streq(st->netns[i]->name, op->netns->name))
+				return true;
+		return false;
+	case MT__KERNEL__OP__OBJECT_LINK: {
+		const Mt__Kernel__Link *w = op->link;
+
+		for (size_t i = 0; i < st->n_links; i++) {
+			const Mt__Kernel__Link *l = st->links[i];
+
+			if (streq(l->netns, w->netns) &&
+			    streq(l->name, w->name) &&
+			    (!*w->kind || streq(l->kind, w->kind)) &&
+			    l->up == w->up && (!w->mtu || l->mtu == w->mtu) &&
+			    (!*w->kind ||
+			     (streq(l->peer_netns, w->peer_netns) &&
+			      streq(l->peer_name, w->peer_name))))
+				return true;
+		}
+		return false;
+	}
+	case MT__KERNEL__OP__OBJECT_ADDR:
+		for (size_t i = 0; i < st->n_addrs; i++)
+			if (streq(st->addrs[i]->netns, op->addr->netns) &&
+			    streq(st->addrs[i]->dev, op->addr->dev) &&
+			    streq(st->addrs[i]->prefix, op->addr->prefix))
+				return true;
+		return false;
+	case MT__KERNEL__OP__OBJECT_ROUTE:
+		for (size_t i = 0; i < st->n_routes; i++) {
+			const Mt__Kernel__Route *r = st->routes[i],
+						*w = op->route;
+
+			if (streq(r->netns, w->netns) && r->table == w->table &&
+			    streq(r->dst, w->dst) && streq(r->dev, w->dev) &&
+			    streq(r->gateway, w->gateway) &&
+			    r->metric == w->metric)
+				return true;
+		}
+		return false;
+	case MT__KERNEL__OP__OBJECT_RULE:
+		for (size_t i = 0; i < st->n_rules; i++) {
+			const Mt__Kernel__Rule *r = st->rules[i], *w = op->rule;
+
+			if (streq(r->netns, w->netns) &&
+			    r->priority == w->priority &&
+			    r->fwmark == w->fwmark && r->fwmask == w->fwmask &&
+			    r->table == w->table)
+				return true;
+		}
+		return false;
+	case MT__KERNEL__OP__OBJECT_SYSCTL:
+		for (size_t i = 0; i < st->n_sysctls; i++)
+			if (streq(st->sysctls[i]->netns, op->sysctl->netns) &&
+			    streq(st->sysctls[i]->key, op->sysctl->key) &&
+			    streq(st->sysctls[i]->value, op->sysctl->value))
+				return true;
+		return false;
+	default:
+		return false;
+	}
+}
+
+static Mt__Kernel__Plan *plan_minus(const Mt__Kernel__Plan *p,
+				    const Mt__Kernel__KernelState *st)
+{
+	Mt__Kernel__Plan *rest = mt_plan_new();
+	char d[300];
+
+	for (size_t i = 0; i < p->n_ops; i++) {
+		const Mt__Kernel__Op *op = p->ops[i];
+
+		if (satisfied(op, st))
+			continue;
+		fprintf(stderr, "  not observed: %s\n",
+			mt_op_describe(op, d, sizeof(d)));
+		mt_plan_add(rest, op->action,
+			    (const ProtobufCMessage *)op->netns); /* oneof */
+	}
+	return rest;
+}
+
+/* ---- ip -json ----------------------------------------------------------- */
+
+static bool ip_has(const char *args, const char *want)
+{
+	char cmd[512], out[65536];
+	size_t n;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "ip -json %s 2>&1", args);
+	f = popen(cmd, "r");
+	if (!f)
+		return false;
+	n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = '\0';
+	pclose(f);
+	if (!strstr(out, want)) {
+		fprintf(stderr, "  `ip -json %s` lacks %s:\n  %s\n", args, want,
+			out);
+		return false;
+	}
+	return true;
+}
+
+/* ---- checks ------------------------------------------------------------- */
+
+static const Mt__Kernel__Link *find_link(const Mt__Kernel__KernelState *st,
+					 const char *ns, const char *name)
+{
+	for (size_t i = 0; i < st->n_links; i++)
+		if (streq(st->links[i]->netns, ns) &&
+		    streq(st->links[i]->name, name))
+			return st->links[i];
+	return NULL;
+}
+
+static Mt__Kernel__KernelState *observe(struct mt_rtnl *ctx)
+{
+	Mt__Kernel__KernelState *st = mt_kstate_new();
+
+	CHECK(mt_rtnl_observe(ctx, NULL, 0, st) == 0);
+	return st;
+}
+
+static void check_customer(struct mt_rtnl *ctx)
+{
+	const char *ns = fmt("%sacme", pfx);
+	Mt__Kernel__Plan *p = mt_plan_new(), *rest;
+	Mt__Kernel__KernelState *st;
+	const Mt__Kernel__Link *l;
+	uint64_t w;
+
+	customer_plan(p, "acme", 1, true);
+	add_sysctl(p, "", "net/ipv4/ip_forward", "1");
+	add_rule(p, CREATE, "", metal.rule_priority, metal.fwmark,
+		 metal.fwmark_mask, metal.gre_table);
+	CHECK(apply(ctx, p, &w, NULL) == 0);
+	CHECK(w > 0);
+	printf("first apply: %zu ops, %llu kernel writes\n", p->n_ops,
+	       (unsigned long long)w);
+
+	CHECK(ip_has(fmt("-d link show %s", ns), "\"info_kind\":\"veth\""));
+	CHECK(ip_has(fmt("link show %s", ns), "\"mtu\":1500"));
+	CHECK(ip_has(fmt("link show %s", ns), "\"UP\""));
+	CHECK(ip_has(fmt("-n %s link show metal0", ns), "\"UP\""));
+	CHECK(ip_has(fmt("-n %s link show lo", ns), "\"UP\""));
+	CHECK(ip_has(fmt("-n %s addr show metal0", ns),
+		     "\"local\":\"169.254.0.3\",\"prefixlen\":31"));
+	CHECK(ip_has(fmt("-n %s addr show metal0", ns),
+		     "\"local\":\"fd00:77::1\",\"prefixlen\":127"));
+	CHECK(
+	    ip_has("route show table 2000",
+		   "{\"dst\":\"198.18.0.4/30\",\"gateway\":\"169.254.0.3\","));
+	CHECK(ip_has("route show table 2000", "\"protocol\":\"77\""));
+	CHECK(ip_has("-6 route show table 2000",
+		     "\"dst\":\"2001:db8:100::/48\""));
+	CHECK(ip_has(fmt("-n %s route show table 2001", ns),
+		     "\"dst\":\"203.0.113.0/"
+		     "24\",\"dev\":\"metal0\",\"protocol\":\"77\",\"scope\":"
+		     "\"link\",\"metric\":500000"));
+	CHECK(ip_has("rule show",
+		     "\"priority\":1000,\"src\":\"all\",\"fwmark\":"
+		     "\"0x4d540000\",\"fwmask\":\"0xffff0000\","
+		     "\"table\":\"2000\",\"protocol\":\"77\""));
+	CHECK(ip_has("-6 rule show", "\"priority\":1000"));
+	CHECK(ip_has(fmt("-n %s rule show", ns), "\"priority\":1001"));
+
+	st = observe(ctx);
+	CHECK(st->n_netns == 1);
+	l = find_link(st, "", ns);
+	CHECK(l && streq(l->kind, "veth") && l->up && l->mtu == 1500 &&
+	      streq(l->peer_netns, ns) && streq(l->peer_name, "metal0") &&
+	      streq(l->owner, "acme") && l->ifindex > 0);
+	l = find_link(st, ns, "metal0");
+	CHECK(l && streq(l->peer_netns, "") && streq(l->peer_name, ns));
+	CHECK(find_link(st, ns, "lo") != NULL);
+	CHECK(find_link(st, "", "lo") == NULL); /* not owned */
+	for (size_t i = 0; i < st->n_rules; i++)
+		if (!*st->rules[i]->netns)
+			CHECK(streq(st->rules[i]->owner, ""));
+	for (size_t i = 0; i < st->n_routes; i++)
+		CHECK(streq(st->routes[i]->owner, "acme"));
+	rest = plan_minus(p, st);
+	CHECK(rest->n_ops == 0);
+	CHECK(apply(ctx, rest, &w, NULL) == 0 && w == 0);
+	printf("plan minus observed: %zu ops, %llu kernel writes\n",
+	       rest->n_ops, (unsigned long long)w);
+	mt_plan_free(rest);
+
+	/* the whole plan again: every op succeeds, nothing observed changes */
+	CHECK(apply(ctx, p, &w, NULL) == 0);
+	printf("second full apply: %llu kernel writes (replaces, EEXISTs)\n",
+	       (unsigned long long)w);
+	mt_kstate_free(st);
+	st = observe(ctx);
+	rest = plan_minus(p, st);
+	CHECK(rest->n_ops == 0);
+	mt_plan_free(rest);
+	mt_kstate_free(st);
+	mt_plan_free(p);
+
+	/* veth exists + down: the veth create brings both ends back up */
+	p = mt_plan_new();
+	add_link(p, CREATE, "", ns, "", "", "", 0, false);
+	add_link(p, CREATE, ns, "metal0", "", "", "", 0, false);
+	CHECK(apply(ctx, p, &w, NULL) == 0 && w == 2);
+	mt_plan_free(p);
+	CHECK(ip_has(fmt("-n %s link show metal0", ns),
+		     "\"flags\":[\"BROADCAST\",\"MULTICAST\"]"));
+	p = mt_plan_new();
+	add_link(p, CREATE, "", ns, "veth", ns, "metal0", 1500, true);
+	CHECK(apply(ctx, p, &w, NULL) == 0 && w == 4); /* +2 re-applied */
+	mt_plan_free(p);
+	st = observe(ctx);
+	l = find_link(st, "", ns);
+	CHECK(l && l->up);
+	l = find_link(st, ns, "metal0");
+	CHECK(l && l->up);
+	mt_kstate_free(st);
+}
+
+static void check_refusals_and_errors(struct mt_rtnl *ctx)
+{
+	const char *ns = fmt("%sacme", pfx);
+	Mt__Kernel__Plan *p = mt_plan_new();
+	Mt__Kernel__OpResult **res;
+	uint64_t w;
+
+	add_link(p, CREATE, "", "lo", "", "", "", 0, false);
+	add_route(p, CREATE, "", 254, "10.0.0.0/8", "lo", "", 0);
+	add_rule(p, DELETE, "", 0, 0, 0, 255);
+	add_addr(p, DELETE, "", "lo", "127.0.0.1/8");
+	add_sysctl(p, "", "kernel/panic", "1");
+	add_netns(p, DELETE, "blue");
+	CHECK(apply(ctx, p, &w, &res) == (int)p->n_ops);
+	CHECK(w == 0);
+	for (size_t i = 0; i < p->n_ops; i++)
+		CHECK(res[i]->error == -EPERM &&
+		      strstr(res[i]->message, "refused"));
+	free_results(res, p->n_ops);
+	mt_plan_free(p);
+
+	/* errors map to their op inside one batch */
+	p = mt_plan_new();
+	add_route(p, CREATE, ns, 3000, "192.0.2.0/24", "metal0", "", 0);
+	add_route(p, CREATE, ns, 3000, "192.0.2.128/25", "metal0",
+		  "198.51.100.1", 0); /* gateway not on link */
+	add_route(p, CREATE, ns, 3000, "192.0.2.64/26", "nosuchdev", "", 0);
+	add_route(p, CREATE, ns, 3000, "192.0.2.32/27", "metal0", "", 0);
+	CHECK(apply(ctx, p, &w, &res) == 2);
+	CHECK(w == 3);
+	CHECK(res[0]->error == 0 && res[3]->error == 0);
+	CHECK(res[1]->error == -ENETUNREACH);
+	CHECK(strstr(res[1]->message, "192.0.2.128/25") &&
+	      strstr(res[1]->message, "(kernel: "));
+	CHECK(res[2]->error == -ENODEV && strstr(res[2]->message, "nosuchdev"));
+	printf("mapped errors: \"%s\" / \"%s\"\n", res[1]->message,
+	       res[2]->message);
+	free_results(res, p->n_ops);
+	mt_plan_free(p);
+}
+
+static void check_delete(struct mt_rtnl *ctx)
+{
+	const char *ns = fmt("%sacme", pfx);
+	Mt__Kernel__Plan *p = mt_plan_new();
+	Mt__Kernel__KernelState *st;
+	uint64_t w;
+
+	add_route(p, DELETE, "", metal.gre_table, "198.18.0.4/30", ns,
+		  "169.254.0.3", 0);
+	add_route(p, DELETE, "", metal.gre_table, "2001:db8:100::/48", ns,
+		  "fd00:77::1", 1024);
+	add_rule(p, DELETE, "", metal.rule_priority, metal.fwmark,
+		 metal.fwmark_mask, metal.gre_table);
+	add_addr(p, DELETE, "", ns, "169.254.0.2/31");
+	add_link(p, DELETE, "", ns, "", "", "", 0, false);
+	add_netns(p, DELETE, ns);
+	CHECK(apply(ctx, p, &w, NULL) == 0);
+	CHECK(w == 7); /* 2 routes, 2 rules, addr, link, netns */
+	CHECK(apply(ctx, p, &w, NULL) == 0); /* again: all benign */
+	mt_plan_free(p);
+	st = observe(ctx);
+	CHECK(st->n_netns == 0 && st->n_links == 0 && st->n_addrs == 0 &&
+	      st->n_routes == 0 && st->n_rules == 0);
+	CHECK(st->n_sysctls == 1); /* the metal's ip_forward */
+	mt_kstate_free(st);
+	CHECK(access(fmt("/run/netns/%s", ns), F_OK) < 0);
+}
+
+/* A namespace deleted behind mt's back (`ip netns del`): the cached socket
+ * must not keep working on the invisible namespace. */
+static void check_external_delete(struct mt_rtnl *ctx)
+{
+	const char *ns = fmt("%sext", pfx);
+	Mt__Kernel__Plan *p = mt_plan_new();
+	Mt__Kernel__OpResult **res;
+	Mt__Kernel__KernelState *st;
+	char cmd[128];
+	uint64_t w;
+
+	add_netns(p, CREATE, ns);
+	add_link(p, CREATE, ns, "lo", "", "", "", 0, true);
+	CHECK(apply(ctx, p, &w, NULL) == 0 && w == 2);
+	mt_plan_free(p);
+	snprintf(cmd, sizeof(cmd), "ip netns del %s", ns);
+	CHECK(system(cmd) == 0);
+	p = mt_plan_new();
+	add_link(p, CREATE, ns, "lo", "", "", "", 0, true);
+	CHECK(apply(ctx, p, &w, &res) == 1 && w == 0);
+	CHECK(res[0]->error == -ENOENT &&
+	      strstr(res[0]->message, "does not exist"));
+	free_results(res, p->n_ops);
+	mt_plan_free(p);
+	st = observe(ctx);
+	CHECK(st->n_netns == 0);
+	mt_kstate_free(st);
+}
+
+static void check_scale(struct mt_rtnl *ctx, int n)
+{
+	Mt__Kernel__Plan *p = mt_plan_new();
+	Mt__Kernel__KernelState *st;
+	double t0, t1, best = 1e9;
+	uint64_t w;
+
+	for (int i = 0; i < n; i++)
+		customer_plan(p, fmt("c%d", i), i + 2, false);
+	t0 = now_ms();
+	CHECK(apply(ctx, p, &w, NULL) == 0);
+	t1 = now_ms();
+	printf("scale: %d customers, %zu ops, %llu writes applied in %.0f ms\n",
+	       n, p->n_ops, (unsigned long long)w, t1 - t0);
+	for (int round = 0; round < 4; round++) {
+		st = mt_kstate_new();
+		t0 = now_ms();
+		CHECK(mt_rtnl_observe(ctx, NULL, 0, st) == 0);
+		t1 = now_ms();
+		printf("observe %d: %.1f ms: %zu netns %zu links %zu addrs %zu "
+		       "routes %zu sysctls\n",
+		       round, t1 - t0, st->n_netns, st->n_links, st->n_addrs,
+		       st->n_routes, st->n_sysctls);
+		CHECK(st->n_netns == (size_t)n);
+		CHECK(st->n_links == (size_t)n * 3);
+		CHECK(st->n_routes == (size_t)n * 2);
+		if (round > 0 && t1 - t0 < best)
+			best = t1 - t0;
+		if (round == 3) {
+			Mt__Kernel__Plan *rest = plan_minus(p, st);
+
+			CHECK(rest->n_ops == 0);
+			mt_plan_free(rest);
+		}
+		mt_kstate_free(st);
+	}
+	/* timing is measured by tests/bench, never asserted here */
+	printf("best observe of %d namespaces: %.1f ms\n", n, best);
+	/* RTNL_CHECK_LOOPS=N: N more observes, for profiling */
+	for (int k = getenv("RTNL_CHECK_LOOPS")
+			 ? atoi(getenv("RTNL_CHECK_LOOPS"))
+			 : 0;
+	     k > 0; k--) {
+		st = mt_kstate_new();
+		CHECK(mt_rtnl_observe(ctx, NULL, 0, st) == 0);
+		mt_kstate_free(st);
+	}
+	/* one customer's view */
+	st = mt_kstate_new();
+	{
+		const char *one[] = {"c7"};
+
+		t0 = now_ms();
+		CHECK(mt_rtnl_observe(ctx, one, 1, st) == 0);
+		printf("observe of one owner: %.2f ms\n", now_ms() - t0);
+	}
+	CHECK(st->n_netns == 1 && st->n_links == 3 && st->n_routes == 2);
+	mt_kstate_free(st);
+	mt_plan_free(p);
+
+	/* batched route throughput: 20000 routes through one veth */
+	p = mt_plan_new();
+	for (int i = 0; i < 20000; i++)
+		add_route(p, CREATE, "", metal.gre_table,
+			  fmt("100.%d.%d.0/24", 64 + i / 256, i % 256),
+			  fmt("%sc0", pfx), "169.254.0.5", 0);
+	t0 = now_ms();
+	CHECK(apply(ctx, p, &w, NULL) == 0 && w == 20000);
+	t1 = now_ms();
+	printf("20000 routes in %.0f ms (%.0f routes/s)\n", t1 - t0,
+	       20000 / ((t1 - t0) / 1e3));
+	mt_plan_free(p);
+
+	p = mt_plan_new();
+	for (int i = 0; i < n; i++)
+		add_netns(p, DELETE, fmt("%sc%d", pfx, i));
+	t0 = now_ms();
+	CHECK(apply(ctx, p, &w, NULL) == 0 && w == (uint64_t)n);
+	printf("deleted %d namespaces in %.0f ms\n", n, now_ms() - t0);
+	mt_plan_free(p);
+}
+
+static int sandbox(void)
+{
+	if (unshare(CLONE_NEWNET | CLONE_NEWNS) < 0) {
+		perror("unshare");
+		return -1;
+	}
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("tmpfs", "/run", "tmpfs", 0, "mode=0755") < 0) {
+		perror("mount");
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int n = argc > 1 ? atoi(argv[1]) : 1000;
+	Mt__Config__Metal cfg = MT__CONFIG__METAL__INIT;
+	struct mt_rtnl *ctx;
+	char err[200], inst[8];
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "SKIP: needs root\n");
+		return 77;
+	}
+	mt_log_init("rtnl_apply_check", MT_LOG_WARN);
+	if (sandbox() < 0)
+		return 1;
+	snprintf(inst, sizeof(inst), "t%d", (int)(getpid() % 1000));
+	cfg.instance = inst;
+	if (mt_metal_init(&metal, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	snprintf(pfx, sizeof(pfx), "%s", metal.prefix);
+	if (mt_rtnl_new(&metal, &ctx) < 0)
+		return 1;
+	check_customer(ctx);
+	check_refusals_and_errors(ctx);
+	check_delete(ctx);
+	check_external_delete(ctx);
+	if (n > 0)
+		check_scale(ctx, n);
+	mt_rtnl_free(ctx);
+	mt_metal_fini(&metal);
+	printf("%s (%d failed checks)\n", failures ? "FAIL" : "PASS", failures);
+	return failures ? 1 : 0;
+}
