@@ -1,23 +1,18 @@
 #!/usr/bin/env bash
-# mtctl end to end without root: argument parsing, exit codes, input file
-# errors, the "not running" message, --store direct reads and writes into a
-# temporary LMDB store, and every command against a stand-in agent
-# (test_fake_agent.c) on an ipc socket in a temporary run directory.
+# mtctl without root and without a running agent: argument parsing, exit
+# codes, input file errors, the "not running" message, and --store direct
+# reads and writes into a temporary LMDB store. mtctl against the real
+# daemons is tests/integration/test_mtctl.sh.
 #
-# Usage: test_mtctl.sh MTCTL FAKE_AGENT SOURCE_ROOT
+# Usage: test_mtctl_offline.sh MTCTL SOURCE_ROOT
 set -u
-mtctl=$1 fake=$2 src=$3
+mtctl=$1 src=$2
 examples=$src/deploy/examples
 
 tmp=$(mktemp -d /tmp/mtctl-test.XXXXXX)
 export MT_RUN_DIR=$tmp/run
 unset MT_INSTANCE
-agents=()
 cleanup() {
-	for pid in "${agents[@]}"; do
-		kill "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-	done
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -68,19 +63,6 @@ clean_table() {
 valid_json() {
 	if /usr/bin/python3 -c 'import json,sys; json.load(open(sys.argv[1]))' \
 		"$tmp/out" 2>/dev/null; then ok; else bad "stdout is not JSON"; fi
-}
-
-start_agent() { # INSTANCE [DELAY_MS]
-	mkdir -p "$MT_RUN_DIR/$1"
-	"$fake" "$@" &
-	agents+=($!)
-	for _ in $(seq 100); do
-		[ -S "$MT_RUN_DIR/$1/agent.sock" ] && return 0
-		sleep 0.05
-	done
-	echo "FAIL: the fake agent did not start"
-	fail=$((fail + 1))
-	return 1
 }
 
 mkdir -p "$MT_RUN_DIR/0" "$tmp/in"
@@ -232,89 +214,6 @@ printf '{"id":10,"name":"ten","prefixes":["192.0.2.224/28"]}' >ten.json
 expect 1 put --store "$store" --metal metal.json ten.json
 has err 'customer 10 "ten"'
 expect 0 put --store "$store" ten.json
-
-# ---- against a running agent (the stand-in) ----
-if start_agent 0; then
-	expect 0 status
-	has out "instance:"
-	has out "fastpath:"
-	clean_table
-	expect 0 put "$examples/customers/acme.json" "$examples/customers/globex.json"
-	has out 'customer 1 "acme"'
-	has out "stored at revision 2"
-	expect 0 customers
-	has out "1   acme    203.0.113.0/25"
-	has out "converged"
-	clean_table
-	expect 0 -o json customers
-	valid_json
-	has out '"customers"'
-	expect 0 customers show acme
-	has out "state:             converged"
-	expect 0 customers show globex -o json
-	valid_json
-	has out '"name": "globex"'
-	expect 1 customers show nobody
-	has err "no customer"
-	expect 0 status
-	has out "ID  NAME    STATE      REVISION  OPS"
-	has out "2   globex  converged"
-	clean_table
-	expect 0 -o json status
-	valid_json
-	has out '"fastpathConnected": true'
-	# Local validation first: nothing is sent when one customer is bad.
-	expect 1 put hooli.json overlap.json
-	has err "nothing was sent: 1 of 2"
-	expect 1 customers show hooli
-	# The agent's own refusal is printed with the file and customer.
-	printf '{"id":12,"name":"rejectme","prefixes":["192.0.2.64/28"]}' >reject.json
-	expect 1 put hooli.json reject.json
-	has err 'reject.json: customer 12 "rejectme" refused: customer 12 "rejectme": refused by the fake agent'
-	has out 'customer 4 "hooli"'
-	expect 0 plan
-	has out "+ create netns mt0-acme"
-	has out "Plan: 3 to create, 0 to delete."
-	clean_table
-	expect 10 plan --exit-code
-	expect 10 plan globex --exit-code
-	has out "+ create netns mt0-globex"
-	lacks out "mt0-acme"
-	expect 0 -o json plan 1
-	valid_json
-	has out '"ops"'
-	expect 1 plan nobody
-	expect 0 reconcile
-	has out "reconcile: 3 ops applied, 0 failed"
-	printf '{"id":13,"name":"broken","prefixes":["192.0.2.16/28"]}' >broken.json
-	expect 0 apply broken.json
-	expect 1 reconcile
-	has out "1 failed"
-	has out "error: create netns mt0-broken (File exists)"
-	expect 0 reconcile acme
-	expect 0 -o json delete broken
-	valid_json
-	has out '"deleted"'
-	expect 1 delete nobody
-	has err "delete nobody: no customer"
-	expect 0 pause
-	has out "reconciling paused"
-	expect 0 status
-	has out "PAUSED"
-	expect 0 -o json resume
-	valid_json
-	has out '"paused": false'
-	expect 0 status
-	has out "running"
-	expect 0 plan
-	empty err
-fi
-
-# A connected agent that is too slow.
-if start_agent slow 1000; then
-	expect 3 -i slow --timeout 300 status
-	has err "did not answer on ipc://$MT_RUN_DIR/slow/agent.sock within 300 ms"
-fi
 
 echo "mtctl: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
