@@ -196,6 +196,18 @@ static int add_customer(const struct mt_metal *m,
 		if (r < 0)
 			return r;
 	}
+	/* Traffic for the customer's prefixes that no tunnel route takes is
+	 * dropped in the namespace, never sent back out the default route:
+	 * that would bounce between the metal and the namespace until the
+	 * TTL ran out. Tunnel routes sit at lower metrics. */
+	for (size_t i = 0; i < c->n_prefixes; i++) {
+		mt_prefix_parse(c->prefixes[i], true, &p, e, sizeof(e));
+		r = add_route(st, ifname, m->cust_table, &p, "", "", n);
+		if (r < 0)
+			return r;
+		st->routes[st->n_routes - 1]->type = MT_RTN_BLACKHOLE;
+		st->routes[st->n_routes - 1]->metric = MT_LAST_RESORT_METRIC;
+	}
 	if (mt_prefix_parse("0.0.0.0/0", true, &p, e, sizeof(e)) < 0)
 		return -EINVAL;
 	if ((r = add_route(st, ifname, m->cust_table, &p, MT_CUST_VETH, mgw,

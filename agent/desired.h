@@ -29,6 +29,10 @@
  *            metric=0}
  *              for each customer prefix P and each endpoint E/32 (E/128);
  *              IPv6 destinations get gateway "" (a dev-only route)
+ *   Route   {netns=ifname, table=cust_table, dst=P, dev="", gateway="",
+ *            type=MT_RTN_BLACKHOLE, metric=MT_LAST_RESORT_METRIC}
+ *              for each customer prefix P: what no tunnel route takes is
+ *              dropped, not bounced back to the metal
  *   Route   {netns=ifname, table=cust_table, dst="0.0.0.0/0",
  *            dev=MT_CUST_VETH, gateway="M", metric=0}
  *   Rule    {netns=ifname, priority=rule_priority, fwmark=0, fwmask=0,

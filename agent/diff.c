@@ -177,7 +177,7 @@ static bool route_differs(const void *d, const void *o)
 	const Mt__Kernel__Route *x = d, *y = o;
 
 	return strcmp(S(x->dev), S(y->dev)) ||
-	       strcmp(S(x->gateway), S(y->gateway));
+	       strcmp(S(x->gateway), S(y->gateway)) || x->type != y->type;
 }
 
 static bool sysctl_differs(const void *d, const void *o)

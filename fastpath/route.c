@@ -40,9 +40,10 @@ int mt_route_build(void *buf, size_t len, Mt__Kernel__Op__Action action,
 		if (del) {
 			rtm->rtm_scope = RT_SCOPE_NOWHERE; /* match any */
 		} else {
-			rtm->rtm_scope =
-			    has_gw ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
-			rtm->rtm_type = RTN_UNICAST;
+			rtm->rtm_type = r->type ? (uint8_t)r->type : RTN_UNICAST;
+			rtm->rtm_scope = has_gw || rtm->rtm_type != RTN_UNICAST
+						 ? RT_SCOPE_UNIVERSE
+						 : RT_SCOPE_LINK;
 		}
 	}
 	mt_nlb_u32(&b, RTA_TABLE, r->table);
@@ -116,6 +117,7 @@ int mt_route_parse(const struct nlmsghdr *nlh, Mt__Kernel__Route *r,
 	meta->family = rtm->rtm_family;
 	meta->protocol = rtm->rtm_protocol;
 	meta->type = rtm->rtm_type;
+	r->type = rtm->rtm_type == RTN_UNICAST ? 0 : rtm->rtm_type;
 	meta->flags = rtm->rtm_flags;
 	meta->oif = t.tb[RTA_OIF] ? mnl_attr_get_u32(t.tb[RTA_OIF]) : 0;
 	meta->multipath = t.tb[RTA_MULTIPATH] != NULL;

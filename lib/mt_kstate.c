@@ -189,11 +189,12 @@ char *mt_op_describe(const Mt__Kernel__Op *op, char *buf, size_t len)
 			 ns_name(op->addr->netns));
 		break;
 	case MT__KERNEL__OP__OBJECT_ROUTE:
-		snprintf(buf, len, "%s route %s table %u%s%s dev %s metric %u in netns %s",
-			 verb, op->route->dst, op->route->table,
+		snprintf(buf, len, "%s route %s%s table %u%s%s%s%s metric %u in netns %s",
+			 verb, op->route->type == 6 ? "blackhole " : "",
+			 op->route->dst, op->route->table,
 			 *op->route->gateway ? " via " : "", op->route->gateway,
-			 op->route->dev, op->route->metric,
-			 ns_name(op->route->netns));
+			 *op->route->dev ? " dev " : "", op->route->dev,
+			 op->route->metric, ns_name(op->route->netns));
 		break;
 	case MT__KERNEL__OP__OBJECT_RULE:
 		snprintf(buf, len,

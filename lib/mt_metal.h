@@ -22,6 +22,11 @@
 #include "mt_prefix.h"
 
 #define MT_RTPROT 77          /* route protocol id owned by mt */
+#define MT_RTN_BLACKHOLE 6    /* RTN_BLACKHOLE, for proto kernel.Route.type */
+/* The metric of the last-resort blackhole routes for a customer's own
+ * prefixes inside its namespace: above any tunnel route and its health
+ * penalties. */
+#define MT_LAST_RESORT_METRIC 0x7fffffffu
 #define MT_RULE_RANGE 100     /* ip rule priorities owned: [base, base+100) */
 #define MT_INSTANCE_MAX 4
 #define MT_CUSTOMER_ID_MAX 32767

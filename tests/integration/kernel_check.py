@@ -160,6 +160,10 @@ def main():
         if not any(r.get("dst") == "default" and r.get("gateway") == msw and r.get("dev") == "metal0"
                    for r in croutes):
             problem("%s: no default via %s dev metal0 in table %d: %s" % (name, msw, CUST_TABLE, croutes))
+        holes = {norm(r["dst"]) for r in croutes if r.get("type") == "blackhole"}
+        want_holes = {p for p in c.get("prefixes", []) if ":" not in p}
+        if holes != want_holes:
+            problem("%s: blackhole routes %s in table %d, want %s" % (name, sorted(holes), CUST_TABLE, sorted(want_holes)))
         crules = ipj(name, "rule", "show")
         if not any(r.get("priority") == RULE_PRIO and r.get("table") in (str(CUST_TABLE), CUST_TABLE)
                    for r in crules):

@@ -168,6 +168,8 @@ static void test_layout(void)
 		"create route 2001:db8:1::/48 table 2000 dev mt0-acme metric 0 in netns metal\n"
 		"create route 203.0.113.0/24 table 2000 via 169.254.0.15 dev mt0-acme metric 0 in netns metal\n"
 		"create route 0.0.0.0/0 table 2001 via 169.254.0.14 dev metal0 metric 0 in netns mt0-acme\n"
+		"create route blackhole 2001:db8:1::/48 table 2001 metric 2147483647 in netns mt0-acme\n"
+		"create route blackhole 203.0.113.0/24 table 2001 metric 2147483647 in netns mt0-acme\n"
 		"create mark prefix 192.0.2.10/32 (customer acme)\n"
 		"create mark prefix 2001:db8:1::/48 (customer acme)\n"
 		"create mark prefix 203.0.113.0/24 (customer acme)\n";
@@ -357,10 +359,12 @@ static void test_one_changed(void)
 		  "delete mark prefix 198.51.98.1/32 (customer bb)\n"
 		  "delete route 198.51.97.0/24 table 2000 via 169.254.0.5 dev mt0-bb metric 0 in netns metal\n"
 		  "delete route 198.51.98.1/32 table 2000 via 169.254.0.5 dev mt0-bb metric 0 in netns metal\n"
+		  "delete route blackhole 198.51.97.0/24 table 2001 metric 2147483647 in netns mt0-bb\n"
 		  "delete addr 198.51.98.1/32 dev lo in netns mt0-bb\n"
 		  "create route 198.51.96.0/24 table 2000 via 169.254.0.5 dev mt0-bb metric 0 in netns metal\n"
+		  "create route blackhole 198.51.96.0/24 table 2001 metric 2147483647 in netns mt0-bb\n"
 		  "create mark prefix 198.51.96.0/24 (customer bb)\n");
-	CHECK(n == 7);
+	CHECK(n == 9);
 	free(s);
 	mt_kstate_free(d);
 	mt_kstate_free(o);
@@ -456,6 +460,7 @@ static void test_scope(void)
 	s = diff_text(d, o, &sbb, &n);
 	CHECK_STR(s, "create sysctl net/ipv4/ip_forward=1 in netns metal\n"
 		     "create route 198.51.96.0/24 table 2000 via 169.254.0.5 dev mt0-bb metric 0 in netns metal\n"
+		     "create route blackhole 198.51.96.0/24 table 2001 metric 2147483647 in netns mt0-bb\n"
 		     "create mark prefix 198.51.96.0/24 (customer bb)\n");
 	free(s);
 	/* aa is unchanged: only the shared drift; zz is foreign to the scope */
@@ -472,6 +477,7 @@ static void test_scope(void)
 		     "delete netns mt0-zz\n"
 		     "create sysctl net/ipv4/ip_forward=1 in netns metal\n"
 		     "create route 198.51.96.0/24 table 2000 via 169.254.0.5 dev mt0-bb metric 0 in netns metal\n"
+		     "create route blackhole 198.51.96.0/24 table 2001 metric 2147483647 in netns mt0-bb\n"
 		     "create mark prefix 198.51.96.0/24 (customer bb)\n");
 	{
 		char *s2 = diff_text(d, o, &smany, &n);
@@ -503,15 +509,21 @@ static void test_prefix_moves(void)
 	cust_init(&t[1], 2, "bb", P("198.51.99.0/24", "192.0.2.0/24"), NULL);
 	d = desired_of(t, 2);
 	static const char want[] =
+		"delete route blackhole 192.0.2.0/24 table 2001 metric 2147483647 in netns mt0-aa\n"
+		"create route 192.0.2.0/24 table 2000 via 169.254.0.5 dev mt0-bb metric 0 in netns metal\n"
+		"create route blackhole 192.0.2.0/24 table 2001 metric 2147483647 in netns mt0-bb\n"
+		"create mark prefix 192.0.2.0/24 (customer bb)\n";
+	static const char want_aa[] =
+		"delete route blackhole 192.0.2.0/24 table 2001 metric 2147483647 in netns mt0-aa\n"
 		"create route 192.0.2.0/24 table 2000 via 169.254.0.5 dev mt0-bb metric 0 in netns metal\n"
 		"create mark prefix 192.0.2.0/24 (customer bb)\n";
 	s = diff_text(d, o, NULL, &n);
 	CHECK_STR(s, want);
 	free(s);
-	/* the old owner's scope sees it too: the key is in scope when either
-	 * side's owner is */
+	/* the old owner's scope sees the shared keys too (a key is in scope
+	 * when either side's owner is), but not bb's own namespace */
 	s = diff_text(d, o, &saa, &n);
-	CHECK_STR(s, want);
+	CHECK_STR(s, want_aa);
 	free(s);
 	mt_kstate_free(d);
 	mt_kstate_free(o);
