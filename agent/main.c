@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <sys/stat.h>
 
 #include "mt_cleanup.h"
+#include "mt_daemon.h"
 #include "mt_metal_file.h"
 #include "mt_log.h"
 #include "mt_time.h"
@@ -115,19 +115,6 @@ static void run_pending(struct agent *a)
 	free(work.owners);
 }
 
-static int open_signals(void)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -141,7 +128,7 @@ int main(int argc, char **argv)
 	const char *config = NULL, *instance = NULL, *store_url = NULL;
 	static struct agent agent;
 	struct agent *a = &agent;
-	char url[300], dir[256], err[512];
+	char url[300], err[512];
 	int sfd, wfd, o, r;
 	bool running = true;
 	unsigned recheck = 0;
@@ -206,10 +193,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	mt_rpc_run_dir(a->metal.instance, dir, sizeof(dir));
-	mkdir(MT_RUN_DIR, 0755);
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		mt_err("runtime directory %s: %s", dir, strerror(errno));
+	if (mt_daemon_run_dir(a->metal.instance, err, sizeof(err)) < 0) {
+		mt_err("runtime directory %s", err);
 		return 1;
 	}
 	r = agent_api_open(a, mt_rpc_url(a->metal.instance, "agent", url,
@@ -236,7 +221,7 @@ int main(int argc, char **argv)
 		mt_err("fastpath events %s: %s", url, strerror(-r));
 		return 1;
 	}
-	sfd = open_signals();
+	sfd = mt_daemon_signalfd();
 
 	r = agent_load_store(a);
 	if (r < 0)

@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mt_cleanup.h"
+#include "mt_daemon.h"
 #include "mt_kstate.h"
 #include "mt_log.h"
 #include "mt_metal_file.h"
@@ -179,18 +179,6 @@ static void usage(FILE *f)
 		"Runs in the network namespace it is started in (the metal).\n");
 }
 
-static int open_signals(void)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -203,7 +191,7 @@ int main(int argc, char **argv)
 	const char *config = NULL, *instance = NULL;
 	static struct fastpath fastpath;
 	struct fastpath *fp = &fastpath;
-	char url[300], dir[256], err[512];
+	char url[300], err[512];
 	bool running = true;
 	int o, r, sfd;
 
@@ -239,10 +227,8 @@ int main(int argc, char **argv)
 	}
 	fp->started_ms = mt_realtime_ms();
 
-	mt_rpc_run_dir(fp->metal.instance, dir, sizeof(dir));
-	mkdir(MT_RUN_DIR, 0755);
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		mt_err("runtime directory %s: %s", dir, strerror(errno));
+	if (mt_daemon_run_dir(fp->metal.instance, err, sizeof(err)) < 0) {
+		mt_err("runtime directory %s", err);
 		return 1;
 	}
 	r = mt_rpc_server_open(mt_rpc_url(fp->metal.instance, "fastpath", url,
@@ -275,7 +261,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	mt_rpc_server_watchdog_start(fp->server, 2000);
-	sfd = open_signals();
+	sfd = mt_daemon_signalfd();
 	mt_info("instance %s: serving %s", fp->metal.instance,
 		mt_rpc_url(fp->metal.instance, "fastpath", url, sizeof(url)));
 
@@ -295,10 +281,15 @@ int main(int argc, char **argv)
 		if (fds[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
 
-			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				mt_info("signal %u: exiting", si.ssi_signo);
-				running = false;
+			if (read(sfd, &si, sizeof(si)) != sizeof(si))
+				continue;
+			if (si.ssi_signo == SIGHUP) {
+				/* the fastpath holds no configuration */
+				mt_info("SIGHUP: nothing to reload");
+				continue;
 			}
+			mt_info("signal %u: exiting", si.ssi_signo);
+			running = false;
 		}
 		if (fds[1].revents & POLLIN)
 			mt_rpc_server_process(fp->server);
