@@ -76,6 +76,13 @@ int mt_metal_init(struct mt_metal *m, const Mt__Config__Metal *pb, char *err,
 						 DEFAULT_FWMARK_MASK;
 	m->rule_priority = pb && pb->rule_priority ? pb->rule_priority :
 						     DEFAULT_RULE_PRIORITY;
+	m->uplink_mtu = pb && pb->uplink_mtu ? pb->uplink_mtu : 1500;
+	if (m->uplink_mtu < MT_TUNNEL_MIN_MTU + MT_GRE_OVERHEAD ||
+	    m->uplink_mtu > 65535) {
+		snprintf(err, errlen, "metal.uplink_mtu %u: must be %d-65535",
+			 m->uplink_mtu, MT_TUNNEL_MIN_MTU + MT_GRE_OVERHEAD);
+		return -EINVAL;
+	}
 	m->reconcile_interval_s = pb && pb->reconcile_interval_s ?
 					  pb->reconcile_interval_s :
 					  DEFAULT_RECONCILE_INTERVAL_S;

@@ -31,6 +31,13 @@
 #define MT_INSTANCE_MAX 4
 #define MT_CUSTOMER_ID_MAX 32767
 #define MT_CUST_VETH "metal0" /* the veth end inside a customer namespace */
+#define MT_GRE_OVERHEAD 24    /* outer IPv4 + GRE header without key */
+#define MT_GRE_KEY_LEN 4      /* extra with a GRE key */
+#define MT_TUNNEL_NAME_MAX 12 /* leaves room for the wire-side suffix */
+#define MT_TUNNEL_DEFAULT_TTL 64
+#define MT_TUNNEL_DEFAULT_MTU 1476
+#define MT_TUNNEL_MIN_MTU 576
+#define MT_ROUTE_PRIORITY_MAX 1000000000u /* room for health penalties */
 #define MT_BPF_PIN_ROOT "/run/mt/bpf"
 #define MT_RUN_DIR "/run/mt"
 
@@ -48,6 +55,7 @@ struct mt_metal {
 	uint32_t fwmark_mask;
 	uint32_t rule_priority;
 	uint32_t reconcile_interval_s;
+	uint32_t uplink_mtu;
 };
 
 /* Resolves a Metal message (NULL = all defaults). Returns 0, or -EINVAL with

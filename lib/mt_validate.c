@@ -217,15 +217,7 @@ int mt_validate_customer(const struct mt_metal *m,
 	r = check_endpoints(m, c, err, errlen);
 	if (r < 0)
 		return r;
-	if (c->n_tunnels)
-		return fail(err, errlen, c,
-			    "tunnels: not supported yet (%zu given, must be empty)",
-			    c->n_tunnels);
-	if (c->n_routes)
-		return fail(err, errlen, c,
-			    "routes: not supported yet (%zu given, must be empty)",
-			    c->n_routes);
-	return 0;
+	return mt_validate_tunnels(m, c, err, errlen);
 }
 
 /* Conflicts between two customers, from the point of view of c (the one

@@ -30,6 +30,7 @@
 #define MT_VALIDATE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #include "config.pb-c.h"
@@ -86,5 +87,32 @@ struct mt_validate_verdict {
 int mt_validate_customers(const struct mt_metal *m,
 			  Mt__Config__Customer *const *cs, size_t n,
 			  struct mt_validate_verdict *v);
+
+/* ---- tunnels (mt_validate_tunnels.c) ---- */
+
+/* Checks a customer's tunnels and routes on their own: names fit an
+ * interface and are unique; edge endpoints are the customer's own; router
+ * endpoints are IPv4 unicast hosts outside the customer's prefixes and the
+ * metal's addresses; inner addresses are /31 or /30 hosts that overlap no
+ * other tunnel's nor the link pool; ttl 1-255; mtu between 576 and what the
+ * uplink carries after GRE's overhead; mss fits the mtu; driver auto, bpf
+ * or kernel; routes name a known tunnel, lie inside the customer's prefixes,
+ * have a weight of 1-256 and a priority that leaves room for health
+ * penalties. Called by mt_validate_customer. */
+int mt_validate_tunnels(const struct mt_metal *m, const Mt__Config__Customer *c,
+			char *err, size_t errlen);
+
+/* A tunnel's settings with the defaults applied: mtu 1476 (1472 with a
+ * key: 1500 minus GRE's 24 or 28 bytes), mss = mtu - 40, ttl 64. */
+uint32_t mt_tunnel_mtu(const Mt__Config__Tunnel *t);
+uint32_t mt_tunnel_mss(const Mt__Config__Tunnel *t);
+uint32_t mt_tunnel_ttl(const Mt__Config__Tunnel *t);
+bool mt_tunnel_has_key(const Mt__Config__Tunnel *t);
+/* This side's inner address (with its length) and the router's. -EINVAL if
+ * inner_address is not a /31 or /30 host. */
+int mt_tunnel_inner(const Mt__Config__Tunnel *t, struct mt_prefix *local,
+		    struct mt_prefix *peer);
+const Mt__Config__Tunnel *mt_tunnel_find(const Mt__Config__Customer *c,
+					 const char *name);
 
 #endif

@@ -144,11 +144,11 @@ static const struct vcase single[] = {
 	{ 7, "acme", L("203.0.113.0/24"),
 	  L("192.0.2.10", "192.0.2.11", "192.0.2.10"), 0, 0,
 	  "customer 7 \"acme\": tunnel_endpoints[2] \"192.0.2.10\": duplicates tunnel_endpoints[0]" },
-	/* placeholders */
+	/* empty tunnels and routes (test_validate_tunnels.c has the rest) */
 	{ 7, "acme", L("203.0.113.0/24"), L(0), 1, 0,
-	  "customer 7 \"acme\": tunnels: not supported yet" },
+	  "customer 7 \"acme\": tunnels[0].name \"\": must match" },
 	{ 7, "acme", L("203.0.113.0/24"), L(0), 0, 1,
-	  "customer 7 \"acme\": routes: not supported yet" },
+	  "customer 7 \"acme\": routes[0].prefix: empty prefix" },
 };
 
 static void run_case(const struct mt_metal *m, const struct vcase *vc,
