@@ -52,6 +52,13 @@ struct agent {
 	struct mt_metal metal;
 	char store_url[512];
 	struct mt_store *store;
+	/* The last known good configs, on the metal's own disk: what a
+	 * restarted agent keeps in force for a customer whose store value is
+	 * rejected (or while the store cannot be read). */
+	char lkg_url[520];
+	struct mt_store *lkg;
+	struct mt_store_op *lkg_ops; /* writes queued by the current load */
+	size_t n_lkg_ops, cap_lkg_ops;
 	struct mt_rpc_client *fastpath;
 	struct mt_rpc_sub *events;
 	struct mt_rpc_server *api;
@@ -82,6 +89,9 @@ struct agent {
  * (or that were deleted) are added to the pending scope. Returns the number
  * of changed customers or -errno. */
 int agent_load_store(struct agent *a);
+/* Puts the last known good configs in force (before the first
+ * agent_load_store). Returns how many, or -errno. */
+int agent_load_lkg(struct agent *a);
 struct agent_customer *agent_find(struct agent *a, uint32_t id);
 struct agent_customer *agent_find_name(struct agent *a, const char *name);
 /* The configs in force, as an array of pointers (valid until the next

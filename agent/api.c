@@ -11,6 +11,7 @@
 #include "mt_cleanup.h"
 #include "mt_kstate.h"
 #include "mt_log.h"
+#include "mt_time.h"
 #include "mt_validate.h"
 
 #define NEW(type, init)                                                        \
@@ -306,9 +307,11 @@ static Mt__Rpc__Code h_reconcile(void *ctx, const ProtobufCMessage *in,
 	struct agent_scope scope = { 0 };
 	Mt__Rpc__ReconcileReply *reply;
 	Mt__Rpc__Code code;
+	uint64_t rev;
 	int r;
 
 	agent_load_store(a);
+	rev = a->store_revision;
 	code = request_scope(a, req->customer_id, &scope, st);
 	if (code != MT__RPC__CODE__OK)
 		goto out;
@@ -322,6 +325,12 @@ static Mt__Rpc__Code h_reconcile(void *ctx, const ProtobufCMessage *in,
 		protobuf_c_message_free_unpacked(&reply->base, NULL);
 		code = fastpath_error(st, r);
 		goto out;
+	}
+	if (r == 0 && scope.full) {
+		/* the kernel now matches rev, as after run_pending's full
+		 * reconciles (which a paused agent does not run) */
+		a->applied_revision = rev;
+		a->last_full_reconcile_ms = mt_realtime_ms();
 	}
 	*out = &reply->base;
 out:

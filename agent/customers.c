@@ -85,10 +85,11 @@ struct agent_customer *agent_find_name(struct agent *a, const char *name)
 	return NULL;
 }
 
-/* Inserts a new entry keeping the table sorted by id. */
-static struct agent_customer *insert(struct agent *a, uint32_t id)
+/* Appends a new entry; the caller sorts the table afterwards. Pointers
+ * into the table are invalidated. */
+static struct agent_customer *append_entry(struct agent *a, uint32_t id)
 {
-	size_t i = 0;
+	struct agent_customer *e;
 
 	if (a->n_customers == a->cap_customers) {
 		size_t cap = a->cap_customers ? a->cap_customers * 2 : 64;
@@ -100,14 +101,10 @@ static struct agent_customer *insert(struct agent *a, uint32_t id)
 		a->customers = t;
 		a->cap_customers = cap;
 	}
-	while (i < a->n_customers && a->customers[i].id < id)
-		i++;
-	memmove(&a->customers[i + 1], &a->customers[i],
-		(a->n_customers - i) * sizeof(*a->customers));
-	memset(&a->customers[i], 0, sizeof(*a->customers));
-	a->customers[i].id = id;
-	a->n_customers++;
-	return &a->customers[i];
+	e = &a->customers[a->n_customers++];
+	memset(e, 0, sizeof(*e));
+	e->id = id;
+	return e;
 }
 
 static void remove_at(struct agent *a, size_t i)
@@ -152,16 +149,13 @@ static void reject(struct agent_customer *e, const char *why)
 	snprintf(e->error, sizeof(e->error), "%s", why);
 }
 
-/* A store value for a customer that is new or changed: decode, validate
- * against the configs in force (the incumbents win conflicts), and take it
- * or reject it. Returns 1 when the config in force changed. */
-static int consider(struct agent *a, struct agent_customer *e,
-		    const struct mt_store_kv *kv)
+/* Decodes a store value; NULL (and the customer rejected) when it does not
+ * decode or names another id. */
+static Mt__Config__Customer *decode(struct agent_customer *e,
+				    const struct mt_store_kv *kv)
 {
-	Mt__Config__Customer *c, **others;
-	char err[MT_VALIDATE_ERR_MAX + 64];
-	size_t n_others;
-	int r;
+	Mt__Config__Customer *c;
+	char err[160];
 
 	e->store_rev = kv->mod_rev;
 	c = mt__config__customer__unpack(NULL, kv->len, kv->val);
@@ -170,7 +164,7 @@ static int consider(struct agent *a, struct agent_customer *e,
 			 "customer %u: store value (%zu bytes) does not decode as mt.config.Customer",
 			 e->id, kv->len);
 		reject(e, err);
-		return 0;
+		return NULL;
 	}
 	if (c->id != e->id) {
 		snprintf(err, sizeof(err),
@@ -178,8 +172,167 @@ static int consider(struct agent *a, struct agent_customer *e,
 			 e->id, e->id, c->id);
 		mt__config__customer__free_unpacked(c, NULL);
 		reject(e, err);
-		return 0;
+		return NULL;
 	}
+	return c;
+}
+
+static int cmp_entry(const void *x, const void *y);
+
+/* Queues a write of the last-known-good copy (val NULL: a delete). */
+static void lkg_queue(struct agent *a, uint32_t id,
+		      const Mt__Config__Customer *c)
+{
+	struct mt_store_op *op;
+	char key[64];
+
+	if (!a->lkg)
+		return;
+	if (a->n_lkg_ops == a->cap_lkg_ops) {
+		size_t cap = a->cap_lkg_ops ? a->cap_lkg_ops * 2 : 16;
+		struct mt_store_op *t = realloc(a->lkg_ops, cap * sizeof(*t));
+
+		if (!t)
+			return;
+		a->lkg_ops = t;
+		a->cap_lkg_ops = cap;
+	}
+	op = &a->lkg_ops[a->n_lkg_ops];
+	memset(op, 0, sizeof(*op));
+	op->key = strdup(mt_store_customer_key(id, key, sizeof(key)));
+	if (!op->key)
+		return;
+	op->type = c ? MT_STORE_OP_PUT : MT_STORE_OP_DELETE;
+	if (c) {
+		uint8_t *buf;
+
+		op->len = mt__config__customer__get_packed_size(c);
+		buf = malloc(op->len ? op->len : 1);
+		if (!buf) {
+			free((char *)op->key);
+			return;
+		}
+		mt__config__customer__pack(c, buf);
+		op->val = buf;
+	}
+	a->n_lkg_ops++;
+}
+
+/* Writes the queued copies in one transaction. A failure is logged: the
+ * store stays the source of truth, the copy only helps a restart. */
+static void lkg_flush(struct agent *a)
+{
+	int r = 0;
+
+	if (a->n_lkg_ops) {
+		/* a delete of a key the copy never had is not an error */
+		for (size_t i = 0; i < a->n_lkg_ops && r == 0; i++) {
+			const struct mt_store_op *op = &a->lkg_ops[i];
+
+			r = op->type == MT_STORE_OP_PUT ?
+				    mt_store_put(a->lkg, op->key, op->val, op->len, NULL) :
+				    mt_store_delete(a->lkg, op->key, NULL);
+			if (r == -ENOENT)
+				r = 0;
+		}
+		if (r < 0)
+			mt_warn("last-known-good copy %s: %s", a->lkg_url,
+				strerror(-r));
+	}
+	for (size_t i = 0; i < a->n_lkg_ops; i++) {
+		free((char *)a->lkg_ops[i].key);
+		free((void *)a->lkg_ops[i].val);
+	}
+	a->n_lkg_ops = 0;
+}
+
+int agent_load_lkg(struct agent *a)
+{
+	struct mt_store_kv *kvs = NULL;
+	size_t n = 0, loaded = 0;
+	uint64_t rev;
+	int r;
+
+	if (!a->lkg)
+		return 0;
+	r = mt_store_range(a->lkg, CUSTOMER_KEY_PREFIX, &kvs, &n, &rev);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		Mt__Config__Customer *c;
+		struct agent_customer *e;
+		char err[MT_VALIDATE_ERR_MAX];
+		uint32_t id;
+
+		if (mt_store_customer_key_parse(kvs[i].key, &id) < 0)
+			continue;
+		c = mt__config__customer__unpack(NULL, kvs[i].len, kvs[i].val);
+		if (!c || c->id != id ||
+		    mt_validate_customer(&a->metal, c, err, sizeof(err)) < 0) {
+			if (c)
+				mt__config__customer__free_unpacked(c, NULL);
+			continue;
+		}
+		e = append_entry(a, id);
+		if (!e) {
+			mt__config__customer__free_unpacked(c, NULL);
+			r = -ENOMEM;
+			break;
+		}
+		e->config = c;
+		e->state = CUSTOMER_PENDING;
+		loaded++;
+	}
+	qsort(a->customers, a->n_customers, sizeof(*a->customers), cmp_entry);
+	mt_store_kvs_free(kvs, n);
+	return r < 0 ? r : (int)loaded;
+}
+
+/* Puts a validated config in force (taking c) and queues the customer. */
+static void take_config(struct agent *a, struct agent_customer *e,
+		   Mt__Config__Customer *c)
+{
+	if (e->config) {
+		if (strcmp(e->config->name, c->name) != 0)
+			agent_scope_add(&a->pending, e->config->name);
+		mt__config__customer__free_unpacked(e->config, NULL);
+	}
+	e->config = c;
+	e->config_rev = e->store_rev;
+	e->state = CUSTOMER_PENDING;
+	e->error[0] = '\0';
+	agent_scope_add(&a->pending, c->name);
+	lkg_queue(a, e->id, c);
+}
+
+/* A new or changed value: validated against the configs in force (the
+ * incumbents win conflicts), then taken or rejected. Returns 1 when the
+ * config in force changed. */
+static int consider(struct agent *a, struct agent_customer *e,
+		    const struct mt_store_kv *kv)
+{
+	Mt__Config__Customer *c, **others;
+	char err[MT_VALIDATE_ERR_MAX + 64];
+	size_t n_others;
+	int r;
+
+	/* After a restart, the store still holding the last known good copy
+	 * byte for byte: nothing to validate again. */
+	if (e->config && e->config_rev == 0 &&
+	    mt__config__customer__get_packed_size(e->config) == kv->len) {
+		uint8_t *buf = malloc(kv->len ? kv->len : 1);
+		bool same = buf && (mt__config__customer__pack(e->config, buf),
+				    memcmp(buf, kv->val, kv->len) == 0);
+
+		free(buf);
+		if (same) {
+			e->store_rev = e->config_rev = kv->mod_rev;
+			return 1;
+		}
+	}
+	c = decode(e, kv);
+	if (!c)
+		return 0;
 	others = agent_configs(a, &n_others);
 	if (!others) {
 		mt__config__customer__free_unpacked(c, NULL);
@@ -195,23 +348,72 @@ static int consider(struct agent *a, struct agent_customer *e,
 		reject(e, err);
 		return 0;
 	}
-	if (e->config) {
-		if (strcmp(e->config->name, c->name) != 0)
-			agent_scope_add(&a->pending, e->config->name);
-		mt__config__customer__free_unpacked(e->config, NULL);
-	}
-	e->config = c;
-	e->config_rev = kv->mod_rev;
-	e->state = CUSTOMER_PENDING;
-	e->error[0] = '\0';
-	agent_scope_add(&a->pending, c->name);
+	take_config(a, e, c);
 	return 1;
+}
+
+/* The first load (no config in force yet): the whole snapshot is validated
+ * at once, in O(N log N), and the lower id wins conflicts. */
+static int consider_all(struct agent *a, struct agent_customer **es,
+			const struct mt_store_kv **kvs, size_t n)
+{
+	Mt__Config__Customer **cs = calloc(n + 1, sizeof(*cs));
+	struct agent_customer **owner = calloc(n + 1, sizeof(*owner));
+	struct mt_validate_verdict *v = calloc(n + 1, sizeof(*v));
+	size_t k = 0;
+	int changed = 0, r = 0;
+
+	if (!cs || !owner || !v) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		Mt__Config__Customer *c = decode(es[i], kvs[i]);
+
+		if (c) {
+			cs[k] = c;
+			owner[k++] = es[i];
+		}
+	}
+	r = mt_validate_customers(&a->metal, cs, k, v);
+	if (r < 0)
+		goto out;
+	for (size_t i = 0; i < k; i++) {
+		if (v[i].ok) {
+			take_config(a, owner[i], cs[i]);
+			changed++;
+		} else {
+			reject(owner[i], v[i].err);
+			mt__config__customer__free_unpacked(cs[i], NULL);
+		}
+		cs[i] = NULL;
+	}
+	r = changed;
+out:
+	for (size_t i = 0; cs && i < k; i++)
+		if (cs[i])
+			mt__config__customer__free_unpacked(cs[i], NULL);
+	free(cs);
+	free(owner);
+	free(v);
+	return r;
+}
+
+static int cmp_entry(const void *x, const void *y)
+{
+	uint32_t a = ((const struct agent_customer *)x)->id;
+	uint32_t b = ((const struct agent_customer *)y)->id;
+
+	return a < b ? -1 : a > b;
 }
 
 int agent_load_store(struct agent *a)
 {
 	struct mt_store_kv *kvs = NULL;
-	size_t n = 0;
+	struct agent_customer **es = NULL;
+	const struct mt_store_kv **changed_kvs = NULL;
+	size_t n = 0, n_changed = 0, old_n;
+	bool incumbents = false;
 	uint64_t rev = 0;
 	int changed = 0, r;
 
@@ -222,13 +424,16 @@ int agent_load_store(struct agent *a)
 		mt_store_kvs_free(kvs, n);
 		return 0;
 	}
-	for (size_t i = 0; i < a->n_customers; i++)
+	for (size_t i = 0; i < a->n_customers; i++) {
 		a->customers[i].seen = false;
+		incumbents |= a->customers[i].config != NULL;
+	}
 
-	/* Incumbents keep their place: first mark what is unchanged, then
-	 * consider the new and changed values in id order. */
+	/* Mark what the store holds; new ids are appended, then the table
+	 * is sorted once. */
+	old_n = a->n_customers;
 	for (size_t i = 0; i < n; i++) {
-		struct agent_customer *e;
+		struct agent_customer *e = NULL;
 		uint32_t id;
 
 		if (mt_store_customer_key_parse(kvs[i].key, &id) < 0) {
@@ -236,9 +441,10 @@ int agent_load_store(struct agent *a)
 				kvs[i].key);
 			continue;
 		}
-		e = agent_find(a, id);
+		e = bsearch(&id, a->customers, old_n, sizeof(*a->customers),
+			    cmp_id);
 		if (!e) {
-			e = insert(a, id);
+			e = append_entry(a, id);
 			if (!e) {
 				r = -ENOMEM;
 				goto out;
@@ -246,6 +452,7 @@ int agent_load_store(struct agent *a)
 		}
 		e->seen = true;
 	}
+	qsort(a->customers, a->n_customers, sizeof(*a->customers), cmp_entry);
 	/* Deleted customers go first, so their prefixes are free for others. */
 	for (size_t i = a->n_customers; i-- > 0;) {
 		if (a->customers[i].seen)
@@ -258,7 +465,14 @@ int agent_load_store(struct agent *a)
 					a->customers[i].config->name);
 			changed++;
 		}
+		lkg_queue(a, a->customers[i].id, NULL);
 		remove_at(a, i);
+	}
+	es = calloc(n + 1, sizeof(*es));
+	changed_kvs = calloc(n + 1, sizeof(*changed_kvs));
+	if (!es || !changed_kvs) {
+		r = -ENOMEM;
+		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct agent_customer *e;
@@ -269,14 +483,30 @@ int agent_load_store(struct agent *a)
 		e = agent_find(a, id);
 		if (e->store_rev == kvs[i].mod_rev)
 			continue;
-		r = consider(a, e, &kvs[i]);
+		es[n_changed] = e;
+		changed_kvs[n_changed++] = &kvs[i];
+	}
+	if (!incumbents && n_changed > 1) {
+		r = consider_all(a, es, changed_kvs, n_changed);
 		if (r < 0)
 			goto out;
 		changed += r;
+	} else {
+		/* incumbents first: in id order, each against what is in
+		 * force */
+		for (size_t i = 0; i < n_changed; i++) {
+			r = consider(a, es[i], changed_kvs[i]);
+			if (r < 0)
+				goto out;
+			changed += r;
+		}
 	}
 	a->store_revision = rev;
 	r = changed;
 out:
+	lkg_flush(a);
+	free(es);
+	free(changed_kvs);
 	mt_store_kvs_free(kvs, n);
 	return r;
 }

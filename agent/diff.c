@@ -180,6 +180,15 @@ static bool route_differs(const void *d, const void *o)
 	       strcmp(S(x->gateway), S(y->gateway)) || x->type != y->type;
 }
 
+/* mt keeps every rule in both address families: one that the kernel has in
+ * only one of them is created again (the other family's EEXIST is benign). */
+static bool rule_differs(const void *d, const void *o)
+{
+	const Mt__Kernel__Rule *y = o;
+
+	return y->families && y->families != 3;
+}
+
 static bool sysctl_differs(const void *d, const void *o)
 {
 	const Mt__Kernel__Sysctl *x = d, *y = o;
@@ -293,7 +302,7 @@ static const struct kind_desc kinds[K_N] = {
 			addr_undeletable),
 	[K_ROUTE] = KIND(routes, route, route_differs, route_owner,
 			undeletable_never),
-	[K_RULE] = KIND(rules, rule, NULL, rule_owner,
+	[K_RULE] = KIND(rules, rule, rule_differs, rule_owner,
 			undeletable_never),
 	[K_SYSCTL] = KIND(sysctls, sysctl, sysctl_differs, sysctl_owner,
 			undeletable_always),

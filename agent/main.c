@@ -31,6 +31,8 @@ static void usage(FILE *f)
 		"  -c, --config FILE   the metal's settings (mt.config.Metal as JSON)\n"
 		"  -i, --instance NAME instance name (overrides the config file)\n"
 		"  -s, --store URL     config store: lmdb:PATH (default lmdb:%s/<instance>)\n"
+		"  -l, --lkg URL       last-known-good copy on this metal (default: the store\n"
+		"                      URL + \".lkg\")\n"
 		"  -v, --verbose       debug logging\n",
 		DEFAULT_STORE_ROOT);
 }
@@ -121,11 +123,13 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "instance", required_argument, NULL, 'i' },
 		{ "store", required_argument, NULL, 's' },
+		{ "lkg", required_argument, NULL, 'l' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *config = NULL, *instance = NULL, *store_url = NULL;
+	const char *lkg_url = NULL;
 	static struct agent agent;
 	struct agent *a = &agent;
 	char url[300], err[512];
@@ -135,7 +139,7 @@ int main(int argc, char **argv)
 	uint64_t next_ping = 0;
 
 	mt_log_init("mt-agent", MT_LOG_INFO);
-	while ((o = getopt_long(argc, argv, "c:i:s:vh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "c:i:s:l:vh", opts, NULL)) != -1) {
 		switch (o) {
 		case 'c':
 			config = optarg;
@@ -145,6 +149,9 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			store_url = optarg;
+			break;
+		case 'l':
+			lkg_url = optarg;
 			break;
 		case 'v':
 			mt_log_init("mt-agent", MT_LOG_DEBUG);
@@ -167,6 +174,14 @@ int main(int argc, char **argv)
 		mt_err("config %s", err);
 		return 1;
 	}
+	/* Before any thread exists (nng's, the watchdogs): threads inherit
+	 * the signal mask, and a thread that does not block SIGTERM takes
+	 * its default action, killing the process without cleanup. */
+	sfd = mt_daemon_signalfd();
+	if (sfd < 0) {
+		mt_err("signalfd: %s", strerror(-sfd));
+		return 1;
+	}
 	if (!store_url) {
 		snprintf(url, sizeof(url), "lmdb:" DEFAULT_STORE_ROOT "/%.8s",
 			 a->metal.instance);
@@ -178,12 +193,23 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	strcpy(a->store_url, store_url);
+	if (lkg_url && strlen(lkg_url) >= sizeof(a->lkg_url)) {
+		mt_err("last-known-good URL too long");
+		return 2;
+	}
+	snprintf(a->lkg_url, sizeof(a->lkg_url), "%s%s",
+		 lkg_url ? lkg_url : a->store_url, lkg_url ? "" : ".lkg");
 	a->rpc_timeout_ms = 10000;
 	a->started_ms = mt_realtime_ms();
 
 	r = mt_store_open(a->store_url, 0, &a->store, err, sizeof(err));
 	if (r < 0) {
 		mt_err("store %s: %s", a->store_url, err);
+		return 1;
+	}
+	r = mt_store_open(a->lkg_url, 0, &a->lkg, err, sizeof(err));
+	if (r < 0) {
+		mt_err("last-known-good copy %s: %s", a->lkg_url, err);
 		return 1;
 	}
 	wfd = mt_store_watch_open(a->store);
@@ -221,8 +247,13 @@ int main(int argc, char **argv)
 		mt_err("fastpath events %s: %s", url, strerror(-r));
 		return 1;
 	}
-	sfd = mt_daemon_signalfd();
 
+	r = agent_load_lkg(a);
+	if (r < 0)
+		mt_err("last-known-good copy %s: %s", a->lkg_url, strerror(-r));
+	else if (r > 0)
+		mt_info("%d customers from the last-known-good copy %s", r,
+			a->lkg_url);
 	r = agent_load_store(a);
 	if (r < 0)
 		mt_err("store %s: initial load failed: %s", a->store_url,
@@ -263,8 +294,10 @@ int main(int argc, char **argv)
 			if (d < timeout)
 				timeout = d < 0 ? 0 : (int)d;
 		}
-		if (poll(fds, MT_ARRAY_SIZE(fds), timeout) < 0 &&
-		    errno != EINTR) {
+		mt_rpc_server_idle(a->api, true);
+		r = poll(fds, MT_ARRAY_SIZE(fds), timeout);
+		mt_rpc_server_idle(a->api, false);
+		if (r < 0 && errno != EINTR) {
 			mt_err("poll: %s", strerror(errno));
 			break;
 		}
@@ -310,6 +343,8 @@ int main(int argc, char **argv)
 	mt_rpc_sub_close(a->events);
 	mt_rpc_client_close(a->fastpath);
 	mt_store_close(a->store);
+	mt_store_close(a->lkg);
+	free(a->lkg_ops);
 	agent_customers_free(a);
 	agent_scope_clear(&a->pending);
 	free(a->pending.owners);

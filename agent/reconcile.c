@@ -74,17 +74,32 @@ static bool in_scope(const struct agent_scope *scope, const char *name)
 	return false;
 }
 
+struct by_name {
+	const char *name;
+	struct agent_customer *e;
+};
+
+static int by_name_cmp(const void *x, const void *y)
+{
+	return strcmp(((const struct by_name *)x)->name,
+		      ((const struct by_name *)y)->name);
+}
+
 static void record_outcome(struct agent *a, const struct agent_scope *scope,
 			   const Mt__Kernel__Plan *plan,
 			   const Mt__Rpc__ApplyReply *ar)
 {
 	uint64_t now = mt_realtime_ms();
+	struct by_name *index = calloc(a->n_customers + 1, sizeof(*index));
+	size_t n_index = 0;
 
 	for (size_t i = 0; i < a->n_customers; i++) {
 		struct agent_customer *e = &a->customers[i];
 
 		if (!e->config || !in_scope(scope, e->config->name))
 			continue;
+		if (index)
+			index[n_index++] = (struct by_name){ e->config->name, e };
 		e->last_reconcile_ms = now;
 		e->ops_applied = 0;
 		if (e->state != CUSTOMER_REJECTED) {
@@ -92,21 +107,28 @@ static void record_outcome(struct agent *a, const struct agent_scope *scope,
 			e->error[0] = '\0';
 		}
 	}
-	for (size_t i = 0; plan && i < plan->n_ops; i++) {
-		const char *owner = op_owner(plan->ops[i]);
-		struct agent_customer *e =
-			owner && *owner ? agent_find_name(a, owner) : NULL;
+	/* ops name their customer: find it by name in O(log n) */
+	if (index)
+		qsort(index, n_index, sizeof(*index), by_name_cmp);
+	for (size_t i = 0; index && plan && i < plan->n_ops; i++) {
+		struct by_name key = { op_owner(plan->ops[i]), NULL }, *hit;
 		const Mt__Kernel__OpResult *res =
 			ar && i < ar->n_results ? ar->results[i] : NULL;
+		struct agent_customer *e;
 
-		if (!e)
+		if (!key.name || !*key.name)
 			continue;
+		hit = bsearch(&key, index, n_index, sizeof(*index), by_name_cmp);
+		if (!hit)
+			continue;
+		e = hit->e;
 		e->ops_applied++;
 		if (res && res->error) {
 			e->state = CUSTOMER_ERROR;
 			snprintf(e->error, sizeof(e->error), "%s", res->message);
 		}
 	}
+	free(index);
 }
 
 int agent_reconcile(struct agent *a, const struct agent_scope *scope,
@@ -131,6 +153,17 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 	if (!desired || !plan || !configs) {
 		r = -ENOMEM;
 		goto out;
+	}
+	/* A scoped reconcile plans only the scoped customers (the shared
+	 * objects come with any desired state): the cost of one customer's
+	 * change does not grow with the number of customers. */
+	if (!scope->full) {
+		size_t k = 0;
+
+		for (size_t i = 0; i < n_configs; i++)
+			if (in_scope(scope, configs[i]->name))
+				configs[k++] = configs[i];
+		n_configs = k;
 	}
 	r = mt_desired_build(&a->metal, configs, n_configs, desired);
 	if (r < 0)

@@ -55,7 +55,9 @@ static Mt__Rpc__Code h_observe(void *ctx, const ProtobufCMessage *in,
 	r = mt_rtnl_observe(fp->rtnl, (const char *const *)req->owners,
 			    req->n_owners, ks);
 	if (r >= 0)
-		r = mt_nft_mark_observe(&fp->metal, ks);
+		r = mt_nft_mark_observe_owners(&fp->metal,
+					       (const char *const *)req->owners,
+					       req->n_owners, ks);
 	if (r < 0) {
 		mt_kstate_free(ks);
 		return mt_rpc_fail(st, MT__RPC__CODE__INTERNAL,
@@ -225,6 +227,14 @@ int main(int argc, char **argv)
 		mt_err("config %s", err);
 		return 1;
 	}
+	/* Before any thread exists (nng's, the watchdogs): threads inherit
+	 * the signal mask, and a thread that does not block SIGTERM takes
+	 * its default action, killing the process without cleanup. */
+	sfd = mt_daemon_signalfd();
+	if (sfd < 0) {
+		mt_err("signalfd: %s", strerror(-sfd));
+		return 1;
+	}
 	fp->started_ms = mt_realtime_ms();
 
 	if (mt_daemon_run_dir(fp->metal.instance, err, sizeof(err)) < 0) {
@@ -261,7 +271,6 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	mt_rpc_server_watchdog_start(fp->server, 2000);
-	sfd = mt_daemon_signalfd();
 	mt_info("instance %s: serving %s", fp->metal.instance,
 		mt_rpc_url(fp->metal.instance, "fastpath", url, sizeof(url)));
 
@@ -272,7 +281,10 @@ int main(int argc, char **argv)
 			{ .fd = mt_monitor_fd(fp->monitor), .events = POLLIN },
 		};
 
-		if (poll(fds, MT_ARRAY_SIZE(fds), -1) < 0) {
+		mt_rpc_server_idle(fp->server, true);
+		r = poll(fds, MT_ARRAY_SIZE(fds), -1);
+		mt_rpc_server_idle(fp->server, false);
+		if (r < 0) {
 			if (errno == EINTR)
 				continue;
 			mt_err("poll: %s", strerror(errno));

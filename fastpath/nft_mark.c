@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/stat.h>
 
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
@@ -1211,6 +1213,102 @@ static int state_read_once(struct mnl_socket *nl, const char *table,
 	return 0;
 }
 
+/* ---- the state cache (see nft_mark.h) ---- */
+
+/* The last state known to be the kernel's: read by a full listing or
+ * derived from the pre-state of one of our own committed transactions. Valid
+ * for the table name, the network namespace and the generation id it was
+ * taken at; any other generation id (a change by anyone else, or a commit
+ * whose outcome we could not predict) means a full listing again. */
+static struct {
+	pthread_mutex_t lock;
+	bool valid;
+	char table[NFT_TABLE_MAXNAMELEN];
+	dev_t ns_dev;
+	ino_t ns_ino;
+	struct mt_nft_mark_state s;
+} cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static int netns_id(dev_t *dev, ino_t *ino)
+{
+	struct stat sb;
+
+	if (stat("/proc/thread-self/ns/net", &sb) < 0)
+		return mt_neg_errno();
+	*dev = sb.st_dev;
+	*ino = sb.st_ino;
+	return 0;
+}
+
+/* Copies the state (not other_exists) of from into to. */
+static int state_copy(struct mt_nft_mark_state *to,
+		      const struct mt_nft_mark_state *from)
+{
+	size_t cap = from->n_ranges ? from->n_ranges : 1;
+	struct mt_nft_mark_range *g;
+
+	if (to->cap_ranges < cap) {
+		g = realloc(to->ranges, cap * sizeof(*g));
+		if (!g)
+			return -ENOMEM;
+		to->ranges = g;
+		to->cap_ranges = cap;
+	}
+	if (from->n_ranges)
+		memcpy(to->ranges, from->ranges,
+		       from->n_ranges * sizeof(*g));
+	to->n_ranges = from->n_ranges;
+	to->genid = from->genid;
+	to->table = from->table;
+	to->intact = from->intact;
+	to->fwmark = from->fwmark;
+	to->fwmask = from->fwmask;
+	return 0;
+}
+
+static void cache_drop(void)
+{
+	pthread_mutex_lock(&cache.lock);
+	cache.valid = false;
+	pthread_mutex_unlock(&cache.lock);
+}
+
+/* Remembers st (taken at st->genid) for table in the current namespace. */
+static void cache_store(const char *table, const struct mt_nft_mark_state *st)
+{
+	dev_t dev;
+	ino_t ino;
+
+	pthread_mutex_lock(&cache.lock);
+	cache.valid = false;
+	if (strlen(table) < sizeof(cache.table) && netns_id(&dev, &ino) == 0 &&
+	    state_copy(&cache.s, st) == 0) {
+		snprintf(cache.table, sizeof(cache.table), "%s", table);
+		cache.ns_dev = dev;
+		cache.ns_ino = ino;
+		cache.valid = true;
+	}
+	pthread_mutex_unlock(&cache.lock);
+}
+
+/* Fills st from the cache when it holds table of the current namespace at
+ * generation genid. Returns true when it did. */
+static bool cache_load(const char *table, uint32_t genid,
+		       struct mt_nft_mark_state *st)
+{
+	bool hit = false;
+	dev_t dev;
+	ino_t ino;
+
+	pthread_mutex_lock(&cache.lock);
+	if (cache.valid && cache.s.genid == genid &&
+	    strcmp(cache.table, table) == 0 && netns_id(&dev, &ino) == 0 &&
+	    dev == cache.ns_dev && ino == cache.ns_ino)
+		hit = state_copy(st, &cache.s) == 0;
+	pthread_mutex_unlock(&cache.lock);
+	return hit;
+}
+
 /* Reads a consistent snapshot: the generation id before and after must
  * agree and no dump may be interrupted, else read again. other_tables
  * (n_other entries, NULL allowed) are probed for existence into
@@ -1219,6 +1317,19 @@ static int state_read(struct mnl_socket *nl, const struct mt_metal *m,
 		      bool elems, const char *const *other_tables,
 		      size_t n_other, struct mt_nft_mark_state *st)
 {
+	bool others = false;
+
+	for (size_t i = 0; i < n_other; i++)
+		others = others || other_tables[i];
+	if (elems && !others) {
+		uint32_t gen;
+		int r = mt_nft_genid(nl, &gen);
+
+		if (r < 0)
+			return r;
+		if (cache_load(m->mark_table, gen, st))
+			return 0;
+	}
 	for (int attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
 		uint32_t gen0, gen1;
 		int r;
@@ -1245,6 +1356,8 @@ static int state_read(struct mnl_socket *nl, const struct mt_metal *m,
 			return r;
 		if (gen0 == gen1) {
 			st->genid = gen0;
+			if (elems)
+				cache_store(m->mark_table, st);
 			return 0;
 		}
 	}
@@ -1253,7 +1366,25 @@ static int state_read(struct mnl_socket *nl, const struct mt_metal *m,
 
 /* ---- observe ---- */
 
+static bool owner_wanted(const char *owner, const char *const *owners,
+			 size_t n_owners)
+{
+	if (!n_owners || !*owner)
+		return true;
+	for (size_t i = 0; i < n_owners; i++)
+		if (strcmp(owners[i], owner) == 0)
+			return true;
+	return false;
+}
+
 int mt_nft_mark_observe(const struct mt_metal *m, Mt__Kernel__KernelState *st)
+{
+	return mt_nft_mark_observe_owners(m, NULL, 0, st);
+}
+
+int mt_nft_mark_observe_owners(const struct mt_metal *m,
+			       const char *const *owners, size_t n_owners,
+			       Mt__Kernel__KernelState *st)
 {
 	_cleanup_nft_socket_ struct mnl_socket *nl = NULL;
 	struct mt_nft_mark_state s = { 0 };
@@ -1280,6 +1411,8 @@ int mt_nft_mark_observe(const struct mt_metal *m, Mt__Kernel__KernelState *st)
 		struct mt_prefix pfx;
 		char buf[MT_PREFIX_STRLEN];
 
+		if (!owner_wanted(s.ranges[i].owner, owners, n_owners))
+			continue;
 		if (mt_nft_mark_range_prefix(&s.ranges[i], &pfx) < 0) {
 			skipped++;
 			continue;
@@ -1371,7 +1504,8 @@ int mt_nft_mark_apply(const struct mt_metal *m, Mt__Kernel__Op **ops,
 	_cleanup_nft_socket_ struct mnl_socket *nl = NULL;
 	_cleanup_free_ const char **others = NULL;
 	struct mt_nft_mark_state st = { 0 };
-	bool need_state = false, elems = false;
+	bool need_state = false, elems = false, only_prefixes = true;
+	bool cached = false;
 	char err[512];
 	int r = 0;
 
@@ -1409,6 +1543,8 @@ int mt_nft_mark_apply(const struct mt_metal *m, Mt__Kernel__Op **ops,
 		st.n_ranges = 0;
 	}
 	for (size_t i = 0; i < n; i++) {
+		if (ops[i]->object_case != MT__KERNEL__OP__OBJECT_MARK_PREFIX)
+			only_prefixes = false;
 		if (ops[i]->object_case == MT__KERNEL__OP__OBJECT_MARK_PREFIX)
 			need_state = elems = true;
 		if (ops[i]->object_case == MT__KERNEL__OP__OBJECT_MARK_TABLE &&
@@ -1457,6 +1593,19 @@ int mt_nft_mark_apply(const struct mt_metal *m, Mt__Kernel__Op **ops,
 		if (r == 0) {
 			if (kernel_writes)
 				*kernel_writes += count;
+			/* st is now the state after the transaction. A
+			 * committed non-empty batch of element ops moved the
+			 * generation id by exactly one (the batch carried
+			 * st.genid: nobody committed in between). */
+			if (only_prefixes && elems) {
+				if (count) {
+					st.genid++;
+					if (st.genid == 0)
+						st.genid = 1;
+				}
+				cache_store(m->mark_table, &st);
+				cached = true;
+			}
 			for (size_t i = 0; i < n; i++)
 				result_set(results, i, 0, "");
 			goto out;
@@ -1481,6 +1630,10 @@ int mt_nft_mark_apply(const struct mt_metal *m, Mt__Kernel__Op **ops,
 	results_all(ops, n, results, r,
 		    "the nftables ruleset kept changing during the transaction");
 out:
+	/* Anything else (a table op, a failure, an abort) may have moved the
+	 * generation id in ways not predicted here: list again next time. */
+	if (!cached && nl)
+		cache_drop();
 	free(st.other_exists);
 	st.other_exists = NULL;
 	mt_nft_mark_state_fini(&st);

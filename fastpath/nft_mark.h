@@ -69,6 +69,32 @@ struct mt_nft_batch;
  * without CAP_NET_ADMIN; st is then unchanged (except after -ENOMEM while
  * appending, which may leave part of the objects in st). Must run in the metal namespace (it opens its socket there). */
 int mt_nft_mark_observe(const struct mt_metal *m, Mt__Kernel__KernelState *st);
+/* The same with an owner filter (rpc.proto ObserveRequest.owners): with
+ * n_owners > 0 only the MarkPrefixes of those owners and the ones without
+ * an owner ("") are appended; the MarkTable as above. */
+int mt_nft_mark_observe_owners(const struct mt_metal *m,
+			       const char *const *owners, size_t n_owners,
+			       Mt__Kernel__KernelState *st);
+
+/* The state cache. Listing both sets costs O(all customers) (3,000
+ * elements at 1,000 customers), so observe and apply keep the last state
+ * known to be the kernel's in memory (process-wide, mutex-protected),
+ * together with the ruleset generation id (mt_nft_genid), the table name
+ * and the network namespace it belongs to:
+ *   - a full listing (a consistent, genid-bracketed read) stores it;
+ *   - a read first asks the kernel for the generation id (one small
+ *     message) and uses the cached copy only when the id is the cached one;
+ *     otherwise it lists everything (and stores the result);
+ *   - an apply made only of MarkPrefix ops that committed stores the state
+ *     its plan ends with (mt_nft_mark_plan keeps it current), at the
+ *     generation id + 1 (the batch carried the id it was planned at, so the
+ *     kernel refused it had anyone else committed in between; a non-empty
+ *     commit moves the id by one). Any other apply that reached the kernel
+ *     (a MarkTable op, a failure, an abort) drops the cache.
+ * So any change by someone else (nft(8), another process) moves the id
+ * away from the cached one and forces a full listing: the cache never
+ * hides a foreign change. It saves the listing, not the output: observe
+ * without owners still appends every prefix. */
 
 /* Apply: executes ops[0..n) (each a MarkTable or MarkPrefix op) as one nft
  * transaction and fills results[i] for every op (results[i] may be NULL, it

@@ -390,6 +390,17 @@ int mt_nl_dump(struct mt_nl *nl, struct nlmsghdr *req, void *buf, size_t len,
 	return r < 0 ? r : mt_nl_dump_finish(nl, buf, len, cb, data);
 }
 
+int mt_nl_get(struct mt_nl *nl, struct nlmsghdr *req, void *buf, size_t len,
+	      mt_nl_dump_cb cb, void *data)
+{
+	req->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	req->nlmsg_seq = ++nl->seq;
+	if (mnl_socket_sendto(nl->sock, req, req->nlmsg_len) < 0)
+		return mt_neg_errno();
+	/* The reply, then the ACK (an NLMSG_ERROR), which ends the read. */
+	return mt_nl_dump_finish(nl, buf, len, cb, data);
+}
+
 /* ---- the context -------------------------------------------------------- */
 
 static uint32_t name_hash(const char *s)

@@ -123,6 +123,13 @@ int mt_nl_dump_finish(struct mt_nl *nl, void *buf, size_t len, mt_nl_dump_cb cb,
 int mt_nl_dump(struct mt_nl *nl, struct nlmsghdr *req, void *buf, size_t len,
 	       mt_nl_dump_cb cb, void *data);
 
+/* A non-dump request (RTM_GETLINK by IFLA_IFNAME, ...): sends req with
+ * NLM_F_REQUEST|NLM_F_ACK and a sequence number, calls cb for each reply
+ * message, and returns 0 or the kernel's error (-ENODEV: no such link) or
+ * the callback's first error. */
+int mt_nl_get(struct mt_nl *nl, struct nlmsghdr *req, void *buf, size_t len,
+	      mt_nl_dump_cb cb, void *data);
+
 /* The kernel's extended ACK message in an NLMSG_ERROR or NLMSG_DONE
  * message, or NULL. */
 const char *mt_nl_ack_msg(const struct nlmsghdr *nlh);

@@ -21,6 +21,8 @@
 #include "sysctl.h"
 
 #define DUMP_TRIES 10
+/* Scoped observes of up to this many owners read the metal per owner. */
+#define BY_OWNER_MAX 32
 
 /* A link seen in a namespace's dump: the ifindex -> name map for addresses
  * and routes, and what veth peer matching needs. */
@@ -50,6 +52,9 @@ struct obs {
 	struct ons *v; /* v[0] = the metal, then namespaces sorted by name */
 	size_t n;
 	char *rbuf; /* MT_NL_DUMP_BUF bytes */
+	/* Scoped: the metal's links, addresses and routes are read per owner
+	 * (link by name, dumps filtered by ifindex / oif), not dumped. */
+	bool metal_by_owner;
 };
 
 struct cbctx {
@@ -246,12 +251,16 @@ static int rule_cb(const struct nlmsghdr *nlh, void *data)
 	for (size_t i = c->ns->rules_from; i < st->n_rules; i++) {
 		r = st->rules[i];
 		if (r->priority == tmp.priority && r->fwmark == tmp.fwmark &&
-		    r->fwmask == tmp.fwmask && r->table == tmp.table)
-			return 0; /* the other family's twin */
+		    r->fwmask == tmp.fwmask && r->table == tmp.table) {
+			/* the other family's twin */
+			r->families |= meta.family == AF_INET ? 1 : 2;
+			return 0;
+		}
 	}
 	r = mt_kstate_add_rule(st);
 	if (!r)
 		return -ENOMEM;
+	r->families = meta.family == AF_INET ? 1 : 2;
 	r->priority = tmp.priority;
 	r->fwmark = tmp.fwmark;
 	r->fwmask = tmp.fwmask;
@@ -329,10 +338,118 @@ static void phase_reset(struct obs *o, struct ons *ns, enum phase ph,
 		ns->n_links = 0;
 }
 
+/* ---- the metal, per owner (scoped observe) ------------------------------ */
+
+static bool by_owner(const struct obs *o, const struct ons *ns, enum phase ph)
+{
+	return o->metal_by_owner && is_metal(ns) && ph != PH_RULE;
+}
+
+static int link_get_build(void *buf, size_t len, const char *name)
+{
+	struct ifinfomsg *ifi;
+	struct mt_nlb b;
+
+	ifi = mt_nlb_start(&b, buf, len, RTM_GETLINK, 0, sizeof(*ifi));
+	if (ifi)
+		ifi->ifi_family = AF_UNSPEC;
+	mt_nlb_str(&b, IFLA_IFNAME, name);
+	mt_nlb_u32(&b, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+	return mt_nlb_end(&b);
+}
+
+/* An address dump the kernel filters by link (strict checking). */
+static int addr_dump_build(void *buf, size_t len, uint32_t ifindex)
+{
+	struct ifaddrmsg *ifa;
+	struct mt_nlb b;
+
+	ifa = mt_nlb_start(&b, buf, len, RTM_GETADDR, 0, sizeof(*ifa));
+	if (ifa) {
+		ifa->ifa_family = AF_UNSPEC;
+		ifa->ifa_index = ifindex;
+	}
+	return mt_nlb_end(&b);
+}
+
+/* A route dump the kernel filters by table, protocol and output link. */
+static int route_dump_build(void *buf, size_t len, uint32_t table,
+			    uint32_t oif)
+{
+	struct mt_nlb b;
+	struct rtmsg *rtm;
+
+	rtm = mt_nlb_start(&b, buf, len, RTM_GETROUTE, 0, sizeof(*rtm));
+	if (rtm) {
+		rtm->rtm_family = AF_UNSPEC;
+		rtm->rtm_protocol = MT_RTPROT;
+	}
+	mt_nlb_u32(&b, RTA_TABLE, table);
+	mt_nlb_u32(&b, RTA_OIF, oif);
+	return mt_nlb_end(&b);
+}
+
+static bool owner_dup(const struct obs *o, size_t i)
+{
+	for (size_t k = 0; k < i; k++)
+		if (strcmp(o->owners[k], o->owners[i]) == 0)
+			return true;
+	return false;
+}
+
+/* One phase of the metal for the owners only: each owner's veth by name,
+ * then addresses and gre_table routes per found link. A link deleted in
+ * between (-ENODEV) has none. -EAGAIN (an interrupted dump) makes the
+ * caller redo the phase. */
+static int metal_by_owner(struct obs *o, struct ons *ns, enum phase ph)
+{
+	struct cbctx c = {.o = o, .ns = ns};
+	char req[256];
+	int r = 0;
+
+	if (ph == PH_LINK) {
+		for (size_t i = 0; r == 0 && i < o->n_owners; i++) {
+			char name[IFNAMSIZ];
+
+			if (!*o->owners[i] || owner_dup(o, i) ||
+			    mt_metal_ifname(o->m, o->owners[i], name,
+					    sizeof(name)) < 0)
+				continue;
+			r = link_get_build(req, sizeof(req), name);
+			if (r >= 0)
+				r = mt_nl_get(ns->h->nl, (void *)req, o->rbuf,
+					      MT_NL_DUMP_BUF, link_cb, &c);
+			if (r == -ENODEV)
+				r = 0;
+		}
+		return r;
+	}
+	for (size_t k = 0; r == 0 && k < ns->n_links; k++) {
+		uint32_t ifindex = ns->links[k].ifindex;
+
+		if (!ns->links[k].obj)
+			continue;
+		r = ph == PH_ADDR
+			? addr_dump_build(req, sizeof(req), ifindex)
+			: route_dump_build(req, sizeof(req), o->m->gre_table,
+					   ifindex);
+		if (r >= 0)
+			r = mt_nl_dump(ns->h->nl, (void *)req, o->rbuf,
+				       MT_NL_DUMP_BUF, phase_cb[ph], &c);
+		if (r == -ENODEV)
+			r = 0;
+	}
+	return r;
+}
+
 static int dump_start(struct obs *o, struct ons *ns, enum phase ph)
 {
 	char req[256];
-	int r = build_req(o, ns, ph, req, sizeof(req));
+	int r;
+
+	if (by_owner(o, ns, ph))
+		return 0; /* all of it in dump_finish */
+	r = build_req(o, ns, ph, req, sizeof(req));
 
 	return r < 0 ? r : mt_nl_dump_start(ns->h->nl, (void *)req);
 }
@@ -343,6 +460,8 @@ static int dump_finish(struct obs *o, struct ons *ns, enum phase ph)
 
 	if (ph == PH_RULE)
 		ns->rules_from = o->st->n_rules;
+	if (by_owner(o, ns, ph))
+		return metal_by_owner(o, ns, ph);
 	/* The kernel sizes each dump skb to the largest read seen on the
 	 * socket (up to 32 KiB, an order-3 allocation). Namespaces hold a
 	 * handful of objects: small reads keep their dumps cheap. */
@@ -725,6 +844,9 @@ int mt_rtnl_observe(struct mt_rtnl *ctx, const char *const *owners,
 	    .owners = owners,
 	    .n_owners = n_owners,
 	    .rbuf = ctx->rbuf,
+	    /* Many owners: one dump of each kind is cheaper than per-owner
+	     * requests (each route dump walks the whole table). */
+	    .metal_by_owner = n_owners > 0 && n_owners <= BY_OWNER_MAX,
 	};
 	int r;
 

@@ -2,6 +2,7 @@
 #include "mt_rpc.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "mt_cleanup.h"
+#include "mt_log.h"
 #include "mt_metal.h"
 #include "mt_time.h"
 
@@ -265,41 +267,142 @@ int mt_rpc_call(struct mt_rpc_client *c, const ProtobufCServiceDescriptor *svc,
 
 /* ---- events ---- */
 
+/* The PUB side listens on an ipc path, so it has the nng 1.5.2 listener bug
+ * too (KERNEL_NOTES.md): after one peer closes before the SP handshake it
+ * accepts no subscriber again, and a restarted mt-agent would never get
+ * another drift event. A watchdog thread dials the listener with a probe
+ * SUB every PUB_WATCHDOG_MS and re-creates the listener when the PUB socket
+ * does not see the probe's pipe arrive. (A raw connect is not enough: the
+ * wedged listener still completes the connect.) */
+#define PUB_WATCHDOG_MS 2000
+#define PUB_PROBE_MS 1000
+
 struct mt_rpc_pub {
 	nng_socket sock;
+	nng_listener listener;
+	char url[256];
+	atomic_uint_fast64_t pipes_added;
+	pthread_t watchdog;
+	bool watchdog_running;
+	atomic_bool stop;
 };
+
+static void pub_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	struct mt_rpc_pub *p = arg;
+
+	if (ev == NNG_PIPE_EV_ADD_POST)
+		atomic_fetch_add(&p->pipes_added, 1);
+}
+
+static int pub_listen(struct mt_rpc_pub *p)
+{
+	int e = nng_listener_create(&p->listener, p->sock, p->url);
+
+	if (e == 0) {
+		nng_listener_set_int(p->listener, NNG_OPT_IPC_PERMISSIONS, 0600);
+		e = nng_listener_start(p->listener, 0);
+		if (e)
+			nng_listener_close(p->listener);
+	}
+	return mt_rpc_errno(e);
+}
+
+/* 0 when a probe subscriber reached the PUB socket within timeout_ms,
+ * -ETIMEDOUT when it did not, -errno when the probe could not be made. */
+static int pub_probe(struct mt_rpc_pub *p, unsigned timeout_ms)
+{
+	uint64_t before = atomic_load(&p->pipes_added);
+	nng_socket sub;
+	int e, r = -ETIMEDOUT;
+
+	e = nng_sub0_open(&sub);
+	if (e)
+		return mt_rpc_errno(e);
+	e = nng_dial(sub, p->url, NULL, NNG_FLAG_NONBLOCK);
+	if (e) {
+		nng_close(sub);
+		return mt_rpc_errno(e);
+	}
+	for (unsigned waited = 0; waited < timeout_ms; waited += 10) {
+		if (atomic_load(&p->pipes_added) != before) {
+			r = 0;
+			break;
+		}
+		usleep(10 * 1000);
+	}
+	nng_close(sub);
+	return r;
+}
+
+static void *pub_watchdog_main(void *arg)
+{
+	struct mt_rpc_pub *p = arg;
+	uint64_t next = mt_monotonic_ms() + PUB_WATCHDOG_MS;
+	const char *path = p->url + strlen("ipc://");
+
+	while (!atomic_load(&p->stop)) {
+		int r;
+
+		usleep(50 * 1000);
+		if (mt_monotonic_ms() < next)
+			continue;
+		if (pub_probe(p, PUB_PROBE_MS) == -ETIMEDOUT &&
+		    !atomic_load(&p->stop)) {
+			mt_warn("events listener %s is not accepting subscribers: re-creating it",
+				p->url);
+			nng_listener_close(p->listener);
+			/* the path is ours: the daemon holds its instance lock */
+			unlink(path);
+			r = pub_listen(p);
+			if (r < 0)
+				mt_err("events listener %s: re-create failed: %s",
+				       p->url, strerror(-r));
+		}
+		next = mt_monotonic_ms() + PUB_WATCHDOG_MS;
+	}
+	return NULL;
+}
 
 int mt_rpc_pub_open(const char *url, struct mt_rpc_pub **out)
 {
 	struct mt_rpc_pub *p = calloc(1, sizeof(*p));
-	nng_listener l;
-	int e;
+	int e, r;
 
 	if (!p)
 		return -ENOMEM;
+	if ((size_t)snprintf(p->url, sizeof(p->url), "%s", url) >=
+	    sizeof(p->url)) {
+		free(p);
+		return -ENAMETOOLONG;
+	}
 	e = nng_pub0_open(&p->sock);
-	if (e)
-		goto fail;
-	e = nng_listener_create(&l, p->sock, url);
-	if (e == 0) {
-		nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0600);
-		e = nng_listener_start(l, 0);
-	}
 	if (e) {
-		nng_close(p->sock);
-		goto fail;
+		free(p);
+		return mt_rpc_errno(e);
 	}
+	nng_pipe_notify(p->sock, NNG_PIPE_EV_ADD_POST, pub_pipe_event, p);
+	r = pub_listen(p);
+	if (r < 0) {
+		nng_close(p->sock);
+		free(p);
+		return r;
+	}
+	if (strncmp(url, "ipc://", 6) == 0 &&
+	    pthread_create(&p->watchdog, NULL, pub_watchdog_main, p) == 0)
+		p->watchdog_running = true;
 	*out = p;
 	return 0;
-fail:
-	free(p);
-	return mt_rpc_errno(e);
 }
 
 void mt_rpc_pub_close(struct mt_rpc_pub *p)
 {
 	if (!p)
 		return;
+	if (p->watchdog_running) {
+		atomic_store(&p->stop, true);
+		pthread_join(p->watchdog, NULL);
+	}
 	nng_close(p->sock);
 	free(p);
 }

@@ -109,6 +109,11 @@ int mt_rpc_server_process(struct mt_rpc_server *s);
  * failure. Daemons call it periodically (mt_rpc_server_watchdog_start runs
  * it on its own thread). */
 int mt_rpc_server_check(struct mt_rpc_server *s, unsigned timeout_ms);
+/* The daemon's loop says when it is idle, waiting in poll(), and when it is
+ * busy: a probe that goes unanswered while the loop is busy (a long
+ * reconcile) says nothing about the listener, so the check skips it. A
+ * loop that never calls this is taken as always idle. */
+void mt_rpc_server_idle(struct mt_rpc_server *s, bool idle);
 int mt_rpc_server_watchdog_start(struct mt_rpc_server *s, unsigned period_ms);
 uint64_t mt_rpc_server_recoveries(struct mt_rpc_server *s);
 

@@ -27,6 +27,8 @@
 /* The service name of the watchdog's probe calls, answered by the server
  * loop itself. */
 #define PROBE_SERVICE "mt.rpc.Probe"
+/* How long a reply may wait for the caller's pipe to take it. */
+#define REPLY_TIMEOUT_MS 2000
 
 struct mt_rpc_server {
 	nng_socket sock;
@@ -43,9 +45,11 @@ struct mt_rpc_server {
 	atomic_bool stop;
 	unsigned watchdog_period_ms;
 	atomic_uint_fast64_t recoveries;
-	/* Set while a call is being handled: the watchdog does not mistake a
-	 * loop busy with a long call for a wedged listener. */
+	/* Set while a call is being handled, or while the daemon's loop is
+	 * not waiting in poll(): the watchdog does not mistake a loop busy
+	 * with long work for a wedged listener. */
 	atomic_bool busy;
+	atomic_bool loop_busy;
 };
 
 static int ipc_path(const char *url, char *buf, size_t len)
@@ -127,6 +131,7 @@ int mt_rpc_server_open(const char *url, const ProtobufCServiceDescriptor *svc,
 		r = mt_rpc_errno(e);
 		goto fail;
 	}
+	nng_socket_set_ms(s->sock, NNG_OPT_SENDTIMEO, REPLY_TIMEOUT_MS);
 	r = start_listener(s);
 	if (r < 0) {
 		nng_close(s->sock);
@@ -191,7 +196,10 @@ static void reply(struct mt_rpc_server *s, Mt__Rpc__Code code,
 	if (!wire)
 		return;
 	mt__rpc__response__pack(&resp, wire);
-	e = nng_send(s->sock, wire, wlen, NNG_FLAG_NONBLOCK);
+	/* Blocking, bounded by the socket's send timeout: a non-blocking send
+	 * fails with EAGAIN while the pipe is still writing the previous
+	 * reply, and a lost reply costs the caller its whole timeout. */
+	e = nng_send(s->sock, wire, wlen, 0);
 	if (e)
 		mt_warn("rpc %s: reply not sent: %s", s->svc->name,
 			nng_strerror(e));
@@ -326,12 +334,12 @@ int mt_rpc_server_check(struct mt_rpc_server *s, unsigned timeout_ms)
 {
 	int r;
 
-	if (atomic_load(&s->busy))
-		return 0; /* a long call is running; check next time */
+	if (atomic_load(&s->busy) || atomic_load(&s->loop_busy))
+		return 0; /* long work is running; check next time */
 	r = probe_listener(s->url, timeout_ms);
 	if (r == 0)
 		return 0;
-	if (atomic_load(&s->busy))
+	if (atomic_load(&s->busy) || atomic_load(&s->loop_busy))
 		return 0; /* the loop was busy, not the listener wedged */
 	mt_warn("rpc listener %s is not accepting connections (%s): re-creating it",
 		s->url, strerror(-r));
@@ -346,6 +354,11 @@ int mt_rpc_server_check(struct mt_rpc_server *s, unsigned timeout_ms)
 	}
 	atomic_fetch_add(&s->recoveries, 1);
 	return 1;
+}
+
+void mt_rpc_server_idle(struct mt_rpc_server *s, bool idle)
+{
+	atomic_store(&s->loop_busy, !idle);
 }
 
 uint64_t mt_rpc_server_recoveries(struct mt_rpc_server *s)

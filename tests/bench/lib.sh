@@ -34,15 +34,27 @@ live_netns() { awk '$1 == "net_namespace" { print $2 }' /proc/slabinfo; }
 
 # wait_netns_settle: waits (at most 60 s) until the namespaces the benchmark
 # deleted are really gone, then 1 s more for the machine to calm down.
+# wait_netns_settle LIVE_BEFORE_DELETE DELETED: the kernel frees deleted
+# namespaces asynchronously (cleanup_net), 1000 of them take 10-30 s here,
+# and a measurement must not overlap that work. Other users of the machine
+# create and delete namespaces too, so this waits (at most 120 s) for the
+# count to reach LIVE_BEFORE_DELETE - DELETED + 20, and then for it to stop
+# falling (2 s without change).
 wait_netns_settle() {
-	local target=$((B_NETNS_BEFORE + 3)) i
-	for i in $(seq 600); do
+	local target=$(($1 - $2 + 20)) i last now same=0 t0=$SECONDS
+	for i in $(seq 1200); do
 		[ "$(live_netns)" -le "$target" ] && break
 		sleep 0.1
 	done
-	[ "$(live_netns)" -le "$target" ] ||
-		log "warning: $(live_netns) namespaces still alive (before: $B_NETNS_BEFORE; other users of the machine?)"
-	sleep 1
+	last=$(live_netns)
+	for i in $(seq 300); do
+		sleep 0.1
+		now=$(live_netns)
+		if [ "$now" -lt "$last" ]; then same=0; else same=$((same + 1)); fi
+		last=$now
+		[ "$same" -ge 20 ] && break
+	done
+	log "namespaces settled after $((SECONDS - t0)) s: $now alive (target $target)"
 }
 
 # The kernel's memory, in kB: slab + kernel stacks + per-cpu + vmalloc.
@@ -67,21 +79,45 @@ metal_up() {
 }
 
 # Every namespace of this instance, customers first (one ip -batch).
+# Sets B_DELETED to how many were deleted.
 delete_namespaces() {
 	local list
+	B_DELETED=0
 	list=$(ip netns list | awk '{ print $1 }' | grep -E "^($B_PREFIX|mtx-$B_INST(-|$))" || true)
 	[ -n "$list" ] || return 0
+	B_DELETED=$(wc -w <<<"$list")
 	printf 'netns del %s\n' $list | ip -force -batch - 2>/dev/null || true
 }
 
-start_daemons() { # start_daemons STORE_DIR
+start_daemons() { # start_daemons STORE_DIR AGENT_LOG
 	B_STORE="lmdb:$1"
-	in_metal "$MT_FASTPATH" -c "$B_DIR/metal.json" >>"$B_DIR/fastpath.log" 2>&1 &
+	start_fastpath
+	start_agent "$B_STORE" "$2"
+}
+
+# The daemons are started with nsenter directly, never through a shell
+# function: "func &" forks a subshell, $! would be the subshell's pid, and
+# killing it would leave the daemon running. nsenter execs the daemon, so
+# $! is the daemon itself.
+start_fastpath() {
+	nsenter --net="/run/netns/$B_METAL" "$MT_FASTPATH" ${MT_BENCH_VERBOSE:+-v} -c "$B_DIR/metal.json" >>"$B_DIR/fastpath.log" 2>&1 &
 	B_FASTPATH_PID=$!
 	wait_for 10 test -S "$MT_RUN_DIR/$B_INST/fastpath.sock" || die "mt-fastpath did not start (see $B_DIR/fastpath.log)"
-	in_metal "$MT_AGENT" -c "$B_DIR/metal.json" -s "$B_STORE" >>"$B_DIR/agent.log" 2>&1 &
+}
+
+start_agent() { # start_agent STORE_URL LOG
+	nsenter --net="/run/netns/$B_METAL" "$MT_AGENT" ${MT_BENCH_VERBOSE:+-v} -c "$B_DIR/metal.json" -s "$1" >>"$2" 2>&1 &
 	B_AGENT_PID=$!
-	wait_for 10 agent_reconciled || die "mt-agent did not start and reconcile (see $B_DIR/agent.log)"
+	wait_for 60 agent_reconciled || die "mt-agent did not start and reconcile (see $2)"
+}
+
+# Belt and braces: any process still running from this run's work
+# directory (by pid; the directory name is unique to this run).
+kill_leftovers() {
+	local p
+	for p in $(pgrep -f -- "$B_DIR/" || true); do
+		[ "$p" != $$ ] && kill "$p" 2>/dev/null || true
+	done
 }
 
 # The agent answers and has done its first full reconcile.
@@ -155,4 +191,35 @@ check_kernel() {
 	done
 	log "kernel: $checked customer namespaces checked one by one"
 	[ "$bad" = 0 ]
+}
+
+# perf_start NAME / perf_stop: with MT_BENCH_PERF=1, samples both daemons
+# (user and kernel stacks, 999 Hz) in between, and writes the hottest
+# symbols to $B_DIR/perf-NAME.txt (kept with MT_BENCH_KEEP=1).
+perf_start() {
+	B_PERF_NAME=$1 B_PERF_PID=
+	[ "${MT_BENCH_PERF:-0}" = 1 ] || return 0
+	command -v perf >/dev/null || { log "perf is not installed: no profile"; return 0; }
+	perf record -q -F 999 -g -p "$B_AGENT_PID,$B_FASTPATH_PID" -o "$B_DIR/perf-$1.data" >/dev/null 2>&1 &
+	B_PERF_PID=$!
+	sleep 0.3
+}
+perf_stop() {
+	[ -n "${B_PERF_PID:-}" ] || return 0
+	kill -INT "$B_PERF_PID" 2>/dev/null || true
+	wait "$B_PERF_PID" 2>/dev/null || true
+	B_PERF_PID=
+	perf report -q --stdio --no-children --sort comm,sym -g none -i "$B_DIR/perf-$B_PERF_NAME.data" \
+		2>/dev/null | grep -v '^$' | head -n 60 >"$B_DIR/perf-$B_PERF_NAME.txt" || true
+	log "perf profile ($B_PERF_NAME), hottest symbols:"
+	head -n 25 "$B_DIR/perf-$B_PERF_NAME.txt" >&2
+}
+
+# CPU time (user + system, in ms) both daemons have used so far: robust
+# against the machine's load, unlike wall times.
+daemons_cpu_ms() {
+	local hz
+	hz=$(getconf CLK_TCK)
+	awk -v hz="$hz" '{ sub(/^.*\) /, ""); s += $12 + $13 } END { printf "%.0f\n", s * 1000 / hz }' \
+		"/proc/$B_AGENT_PID/stat" "/proc/$B_FASTPATH_PID/stat"
 }

@@ -79,14 +79,19 @@ in_metal() { nsenter --net="/run/netns/$T_METAL" "$@"; }
 
 mtctl() { "$MTCTL" -i "$T_INST" "$@"; }
 
+# The daemons are started with nsenter directly, never through a shell
+# function: "$!" must be the daemon itself (nsenter execs it), or stopping
+# it would only stop a subshell and leak the daemon.
 start_fastpath() {
-	in_metal "$MT_FASTPATH" -c "$T_METAL_JSON" >>"$T_DIR/fastpath.log" 2>&1 &
+	nsenter --net="/run/netns/$T_METAL" "$MT_FASTPATH" -c "$T_METAL_JSON" \
+		>>"$T_DIR/fastpath.log" 2>&1 &
 	T_FASTPATH_PID=$!
 	wait_for 5 test -S "$MT_RUN_DIR/$T_INST/fastpath.sock"
 }
 
 start_agent() {
-	in_metal "$MT_AGENT" -c "$T_METAL_JSON" -s "$T_STORE" >>"$T_DIR/agent.log" 2>&1 &
+	nsenter --net="/run/netns/$T_METAL" "$MT_AGENT" -c "$T_METAL_JSON" \
+		-s "$T_STORE" >>"$T_DIR/agent.log" 2>&1 &
 	T_AGENT_PID=$!
 	wait_for 5 mtctl status >/dev/null
 }
@@ -122,6 +127,8 @@ mt_test_cleanup() {
 	local rc=$?
 	stop_pid "${T_AGENT_PID:-}"
 	stop_pid "${T_FASTPATH_PID:-}"
+	# whatever a test started by hand with this test's files
+	pkill -9 -f "$T_DIR/" 2>/dev/null || true
 	if [ $rc -ne 0 ] || [ "$T_FAILS" -ne 0 ]; then
 		for f in "$T_DIR"/*.log; do
 			[ -f "$f" ] || continue

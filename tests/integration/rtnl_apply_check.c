@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mt_cleanup.h"
 #include "mt_kstate.h"
 #include "mt_log.h"
 #include "mt_metal.h"
@@ -547,6 +548,107 @@ static void check_external_delete(struct mt_rtnl *ctx)
 	mt_kstate_free(st);
 }
 
+/* ---- scoped observe == unscoped observe filtered by owner ---------------- */
+
+struct packed {
+	size_t len;
+	uint8_t *data;
+};
+
+static int packed_cmp(const void *a, const void *b)
+{
+	const struct packed *x = a, *y = b;
+
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return memcmp(x->data, y->data, x->len);
+}
+
+static bool owner_in(const char *owner, const char *const *owners, size_t n)
+{
+	if (!*owner)
+		return true; /* shared objects are always included */
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(owner, owners[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Packs the objects of one repeated field (every one of them has its owner
+ * as field "owner") that are in owners (NULL = all), sorted. */
+static struct packed *pack_field(ProtobufCMessage **v, size_t n,
+				 const char *const *owners, size_t n_owners,
+				 size_t *out_n)
+{
+	struct packed *r = calloc(n ? n : 1, sizeof(*r));
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const ProtobufCFieldDescriptor *f =
+		    protobuf_c_message_descriptor_get_field_by_name(
+			v[i]->descriptor, "owner");
+		const char *owner = *(char **)((char *)v[i] + f->offset);
+
+		if (owners && !owner_in(owner, owners, n_owners))
+			continue;
+		r[k].len = protobuf_c_message_get_packed_size(v[i]);
+		r[k].data = malloc(r[k].len ? r[k].len : 1);
+		protobuf_c_message_pack(v[i], r[k].data);
+		k++;
+	}
+	qsort(r, k, sizeof(*r), packed_cmp);
+	*out_n = k;
+	return r;
+}
+
+#define SAME_FIELD(full, sc, field, owners, n)                               \
+	same_field((ProtobufCMessage **)(full)->field, (full)->n_##field,     \
+		   (ProtobufCMessage **)(sc)->field, (sc)->n_##field, owners, \
+		   n, #field)
+
+static void same_field(ProtobufCMessage **fv, size_t fn, ProtobufCMessage **sv,
+		       size_t sn, const char *const *owners, size_t n_owners,
+		       const char *what)
+{
+	size_t a, b;
+	struct packed *x = pack_field(fv, fn, owners, n_owners, &a);
+	struct packed *y = pack_field(sv, sn, NULL, 0, &b);
+	bool same = a == b;
+
+	for (size_t i = 0; same && i < a; i++)
+		same = packed_cmp(&x[i], &y[i]) == 0;
+	if (!same)
+		printf("scoped observe differs in %s: %zu objects vs %zu "
+		       "filtered from the full observe\n",
+		       what, b, a);
+	CHECK(same);
+	for (size_t i = 0; i < a; i++)
+		free(x[i].data);
+	for (size_t i = 0; i < b; i++)
+		free(y[i].data);
+	free(x);
+	free(y);
+}
+
+/* A scoped observe must report exactly what the full one reports for those
+ * owners, plus the shared objects. */
+static void check_scoped_equals_full(struct mt_rtnl *ctx,
+				     const char *const *owners, size_t n)
+{
+	Mt__Kernel__KernelState *full = mt_kstate_new(), *sc = mt_kstate_new();
+
+	CHECK(mt_rtnl_observe(ctx, NULL, 0, full) == 0);
+	CHECK(mt_rtnl_observe(ctx, owners, n, sc) == 0);
+	SAME_FIELD(full, sc, netns, owners, n);
+	SAME_FIELD(full, sc, links, owners, n);
+	SAME_FIELD(full, sc, addrs, owners, n);
+	SAME_FIELD(full, sc, routes, owners, n);
+	SAME_FIELD(full, sc, rules, owners, n);
+	SAME_FIELD(full, sc, sysctls, owners, n);
+	mt_kstate_free(full);
+	mt_kstate_free(sc);
+}
+
 static void check_scale(struct mt_rtnl *ctx, int n)
 {
 	Mt__Kernel__Plan *p = mt_plan_new();
@@ -605,6 +707,13 @@ static void check_scale(struct mt_rtnl *ctx, int n)
 	}
 	CHECK(st->n_netns == 1 && st->n_links == 3 && st->n_routes == 2);
 	mt_kstate_free(st);
+	{
+		const char *one[] = {"c7"};
+		const char *some[] = {"c3", "c7", "c7", "nosuch", ""};
+
+		check_scoped_equals_full(ctx, one, 1);
+		check_scoped_equals_full(ctx, some, MT_ARRAY_SIZE(some));
+	}
 	mt_plan_free(p);
 
 	/* batched route throughput: 20000 routes through one veth */

@@ -65,7 +65,7 @@ int main(int argc, char **argv)
 	bool json = false;
 	char err[512];
 	const void *val;
-	size_t len;
+	size_t len = 0;
 	uint64_t rev = 0;
 	int r;
 

@@ -6,9 +6,9 @@
 # repair is timed (printed, no thresholds). Objects mt does not own, in the
 # metal, in its tables and in a customer namespace, are left alone.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_checks.sh"
 T_RECONCILE_S=300
 mt_test_init td
-. "$(dirname "$0")/lib_checks.sh"
 start_daemons
 
 gen_customers 1 3 "$T_DIR/all.json" "$T_DIR/expect.json"
@@ -47,32 +47,39 @@ check "foreign objects do not disturb convergence" wait_for 30 converged "$T_DIR
 check "no-op plan with foreign objects present" \
 	mtctl plan --exit-code
 
-drift_before=$(status_get 's.get("driftEvents", "0")')
+drift_count() { status_get 's.get("driftEvents", "0")'; }
 
 # repair NAME BREAK_CMD RESTORED_CMD: runs BREAK_CMD (a string for eval),
 # waits for RESTORED_CMD to hold again and for the whole kernel to match,
-# and prints how long the repair took.
+# and prints how long the repair took (an upper bound: RESTORED_CMD is
+# polled every 50 ms). The agent's log has the exact event -> repair time.
 repair() {
-	local name=$1 break_cmd=$2 restored=$3 t0 ms
+	local name=$1 break_cmd=$2 restored=$3 t0 ms d0
+	d0=$(drift_count)
 	t0=$(now_ms)
 	if ! eval "$break_cmd"; then
 		check "$name: breaking it by hand" false
 		return
-	fi
-	if eval "$restored" 2>/dev/null; then
-		check "$name: actually broken by hand" false
 	fi
 	if wait_for 30 eval "$restored"; then
 		ms=$(elapsed_ms "$t0")
 		log "repair time: $name: $ms ms"
 		echo "$name: $ms ms" >>"$T_DIR/repairs"
 		check "$name: restored" true
+		check "$name: reported as drift" test "$(drift_count)" -gt "$d0"
+		if wait_for 30 converged "$T_DIR/expect.json"; then
+			check "$name: kernel matches the 3 customers" true
+			return
+		fi
 	else
+		echo "$name: NOT repaired" >>"$T_DIR/repairs"
 		check "$name: restored within 30 s" false
-		kcheck "$T_DIR/expect.json" >&2 || true
+		check "$name: reported as drift" test "$(drift_count)" -gt "$d0"
+		check "$name: mtctl plan at least sees it (exit 10)" \
+			bash -c "$MTCTL -i $T_INST plan --exit-code; test \$? -eq 10"
 	fi
-	check "$name: kernel matches the 3 customers" \
-		wait_for 30 converged "$T_DIR/expect.json"
+	check "$name: kernel matches the 3 customers" false
+	kcheck "$T_DIR/expect.json" >&2 || true
 }
 
 # c1: 198.51.0.16/28, veth mttd-c1 169.254.0.2/31; c2: 198.51.0.32/28,
@@ -92,17 +99,21 @@ repair "(d) mark prefix element deleted" \
 repair "(e) metal veth mttd-c1 set down" \
 	"ip -n $M link set mttd-c1 down" \
 	"ip -n $M -o link show mttd-c1 | grep -q '[<,]UP[,>]'"
-repair "(f) fwmark ip rule deleted" \
-	"ip -n $M rule del priority 1000" \
-	"ip -n $M rule show priority 1000 | grep -q 'lookup 2000'"
-repair "(g) metal veth mttd-c2 deleted" \
+repair "(e2) metal veth mttd-c2 deleted (the pair goes)" \
 	"ip -n $M link del mttd-c2" \
 	"ip -n $M -o link show mttd-c2 2>/dev/null | grep -q '[<,]UP[,>]'"
+# mt installs the fwmark rule for IPv4 and IPv6 (same priority, mark and
+# table): deleting both is one case, deleting the IPv4 one alone (what an
+# operator typing `ip rule del` does) another.
+rule_restored="ip -n $M rule show priority 1000 | grep -q 'lookup 2000' &&
+	ip -n $M -6 rule show priority 1000 | grep -q 'lookup 2000'"
+repair "(f) fwmark ip rules deleted (IPv4 and IPv6)" \
+	"ip -n $M rule del priority 1000 && ip -n $M -6 rule del priority 1000" \
+	"$rule_restored"
 
-drift_after=$(status_get 's.get("driftEvents", "0")')
-check "the agent counted drift events ($drift_before -> $drift_after)" \
-	test "$drift_after" -gt "$drift_before"
-check "the repairs were not the periodic reconcile (300 s)" \
+drift_after=$(drift_count)
+check "the agent counted drift events" test "$drift_after" -gt 0
+check "the repairs came from drift events (periodic reconcile: 300 s)" \
 	grep -q 'kernel drift' "$T_DIR/agent.log"
 
 # An explicit full reconcile, then the foreign objects are compared.
@@ -114,7 +125,17 @@ check "foreign objects untouched" \
 	diff -u "$T_DIR/foreign.before" "$T_DIR/foreign.after"
 check "foreign objects were really there" \
 	test "$(grep -c . "$T_DIR/foreign.before")" -ge 12
-check "no-op plan at the end" mtctl plan --exit-code
+check "no-op plan" mtctl plan --exit-code
+
+# Last, as it may leave the kernel broken: the IPv4 rule alone. mt-fastpath
+# observes rules without their family and folds the IPv4/IPv6 twins into one
+# object, so (as of this writing) the surviving IPv6 twin hides the loss.
+repair "(f2) fwmark ip rule deleted (IPv4 only)" \
+	"ip -n $M rule del priority 1000" \
+	"$rule_restored"
+repair "(f3) cust rule deleted in mttd-c3 (IPv4 only)" \
+	"ip -n mttd-c3 rule del priority 1000" \
+	"ip -n mttd-c3 rule show priority 1000 | grep -q 'lookup 2001'"
 
 log "repair times:"
 cat "$T_DIR/repairs" >&2
