@@ -92,6 +92,10 @@ int agent_load_store(struct agent *a);
 /* Puts the last known good configs in force (before the first
  * agent_load_store). Returns how many, or -errno. */
 int agent_load_lkg(struct agent *a);
+/* Writes the last-known-good copies queued by agent_load_store. The loop
+ * calls it after reconciling, so the copy's fsync is not on the path from a
+ * store change to the kernel. */
+void agent_lkg_flush(struct agent *a);
 struct agent_customer *agent_find(struct agent *a, uint32_t id);
 struct agent_customer *agent_find_name(struct agent *a, const char *name);
 /* The configs in force, as an array of pointers (valid until the next

@@ -220,7 +220,7 @@ static void lkg_queue(struct agent *a, uint32_t id,
 
 /* Writes the queued copies in one transaction. A failure is logged: the
  * store stays the source of truth, the copy only helps a restart. */
-static void lkg_flush(struct agent *a)
+void agent_lkg_flush(struct agent *a)
 {
 	int r = 0;
 
@@ -504,7 +504,6 @@ int agent_load_store(struct agent *a)
 	a->store_revision = rev;
 	r = changed;
 out:
-	lkg_flush(a);
 	free(es);
 	free(changed_kvs);
 	mt_store_kvs_free(kvs, n);

@@ -280,6 +280,7 @@ int main(int argc, char **argv)
 		if (a->next_full_reconcile && now >= a->next_full_reconcile)
 			a->pending.full = true;
 		run_pending(a);
+		agent_lkg_flush(a);
 
 		now = mt_monotonic_ms();
 		timeout = (int)(next_ping > now ? next_ping - now : 0);
@@ -342,6 +343,7 @@ int main(int argc, char **argv)
 	mt_rpc_server_close(a->api);
 	mt_rpc_sub_close(a->events);
 	mt_rpc_client_close(a->fastpath);
+	agent_lkg_flush(a);
 	mt_store_close(a->store);
 	mt_store_close(a->lkg);
 	free(a->lkg_ops);
