@@ -11,11 +11,8 @@
 
 #define STR(s) ((s) ? (s) : "")
 
-/* Writes 'customer <id> "<name>": ' + the formatted rest into err. Returns
- * -EINVAL so callers can `return fail(...)`. */
-static int __attribute__((format(printf, 4, 5)))
-fail(char *err, size_t errlen, const Mt__Config__Customer *c,
-     const char *fmt, ...)
+int mt_validate_fail(char *err, size_t errlen, const Mt__Config__Customer *c,
+		     const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -30,6 +27,8 @@ fail(char *err, size_t errlen, const Mt__Config__Customer *c,
 	}
 	return -EINVAL;
 }
+
+#define fail mt_validate_fail
 
 static bool valid_name(const char *s)
 {

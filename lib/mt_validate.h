@@ -88,6 +88,12 @@ int mt_validate_customers(const struct mt_metal *m,
 			  Mt__Config__Customer *const *cs, size_t n,
 			  struct mt_validate_verdict *v);
 
+/* Writes 'customer <id> "<name>": ' and the formatted rest into err, for
+ * the checks in mt_validate*.c. Returns -EINVAL, so a check can
+ * `return mt_validate_fail(...)`. */
+int mt_validate_fail(char *err, size_t errlen, const Mt__Config__Customer *c,
+		     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* ---- tunnels (mt_validate_tunnels.c) ---- */
 
 /* Checks a customer's tunnels and routes on their own: names fit an

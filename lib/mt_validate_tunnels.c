@@ -3,28 +3,13 @@
 #include "mt_validate.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <arpa/inet.h>
 #include <string.h>
 
 #define STR(s) ((s) ? (s) : "")
 
-static int __attribute__((format(printf, 4, 5)))
-fail(char *err, size_t errlen, const Mt__Config__Customer *c,
-     const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	n = snprintf(err, errlen, "customer %u \"%s\": ", c->id, STR(c->name));
-	if (n >= 0 && (size_t)n < errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
+#define fail mt_validate_fail
 
 static bool valid_tunnel_name(const char *s)
 {
