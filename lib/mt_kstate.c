@@ -83,6 +83,17 @@ KSTATE_ADD(mt_kstate_add_mark_table, Mt__Kernel__MarkTable, mark_tables,
 	   mt__kernel__mark_table__init)
 KSTATE_ADD(mt_kstate_add_mark_prefix, Mt__Kernel__MarkPrefix, mark_prefixes,
 	   mt__kernel__mark_prefix__init)
+KSTATE_ADD(mt_kstate_add_tunnel, Mt__Kernel__Tunnel, tunnels,
+	   mt__kernel__tunnel__init)
+KSTATE_ADD(mt_kstate_add_mss_clamp, Mt__Kernel__MssClamp, mss_clamps,
+	   mt__kernel__mss_clamp__init)
+
+Mt__Kernel__Nexthop *mt_route_add_nexthop(Mt__Kernel__Route *r)
+{
+	return append((void ***)&r->nexthops, &r->n_nexthops,
+		      sizeof(Mt__Kernel__Nexthop),
+		      (void (*)(void *))mt__kernel__nexthop__init);
+}
 
 Mt__Kernel__Plan *mt_plan_new(void)
 {
@@ -152,6 +163,12 @@ Mt__Kernel__Op *mt_plan_add(Mt__Kernel__Plan *p, Mt__Kernel__Op__Action action,
 	} else if (d == &mt__kernel__mark_prefix__descriptor) {
 		op->object_case = MT__KERNEL__OP__OBJECT_MARK_PREFIX;
 		op->mark_prefix = (Mt__Kernel__MarkPrefix *)copy;
+	} else if (d == &mt__kernel__tunnel__descriptor) {
+		op->object_case = MT__KERNEL__OP__OBJECT_TUNNEL;
+		op->tunnel = (Mt__Kernel__Tunnel *)copy;
+	} else if (d == &mt__kernel__mss_clamp__descriptor) {
+		op->object_case = MT__KERNEL__OP__OBJECT_MSS_CLAMP;
+		op->mss_clamp = (Mt__Kernel__MssClamp *)copy;
 	} else {
 		protobuf_c_message_free_unpacked(copy, NULL);
 		goto fail;
@@ -166,6 +183,34 @@ fail:
 static const char *ns_name(const char *ns)
 {
 	return ns && *ns ? ns : "metal";
+}
+
+/* "route 198.51.100.0/24 table 2001 nexthop dev gre1 weight 1 nexthop dev
+ * gre2 weight 3 metric 10 in netns mt0-acme" */
+static void describe_route(const Mt__Kernel__Route *r, const char *verb,
+			   char *buf, size_t len)
+{
+	size_t n;
+
+	n = (size_t)snprintf(buf, len, "%s route %s%s table %u", verb,
+			     r->type == 6 ? "blackhole " : "", r->dst,
+			     r->table);
+	if (n < len && *r->gateway)
+		n += (size_t)snprintf(buf + n, len - n, " via %s", r->gateway);
+	if (n < len && *r->dev)
+		n += (size_t)snprintf(buf + n, len - n, " dev %s", r->dev);
+	for (size_t i = 0; i < r->n_nexthops && n < len; i++) {
+		const Mt__Kernel__Nexthop *h = r->nexthops[i];
+
+		n += (size_t)snprintf(buf + n, len - n, " nexthop%s%s dev %s weight %u",
+				      *h->gateway ? " via " : "", h->gateway,
+				      h->dev, h->weight);
+	}
+	if (n < len && *r->prefsrc)
+		n += (size_t)snprintf(buf + n, len - n, " src %s", r->prefsrc);
+	if (n < len)
+		snprintf(buf + n, len - n, " metric %u in netns %s", r->metric,
+			 ns_name(r->netns));
 }
 
 char *mt_op_describe(const Mt__Kernel__Op *op, char *buf, size_t len)
@@ -189,12 +234,7 @@ char *mt_op_describe(const Mt__Kernel__Op *op, char *buf, size_t len)
 			 ns_name(op->addr->netns));
 		break;
 	case MT__KERNEL__OP__OBJECT_ROUTE:
-		snprintf(buf, len, "%s route %s%s table %u%s%s%s%s metric %u in netns %s",
-			 verb, op->route->type == 6 ? "blackhole " : "",
-			 op->route->dst, op->route->table,
-			 *op->route->gateway ? " via " : "", op->route->gateway,
-			 *op->route->dev ? " dev " : "", op->route->dev,
-			 op->route->metric, ns_name(op->route->netns));
+		describe_route(op->route, verb, buf, len);
 		break;
 	case MT__KERNEL__OP__OBJECT_RULE:
 		snprintf(buf, len,
@@ -216,6 +256,24 @@ char *mt_op_describe(const Mt__Kernel__Op *op, char *buf, size_t len)
 	case MT__KERNEL__OP__OBJECT_MARK_PREFIX:
 		snprintf(buf, len, "%s mark prefix %s (customer %s)", verb,
 			 op->mark_prefix->prefix, op->mark_prefix->owner);
+		break;
+	case MT__KERNEL__OP__OBJECT_TUNNEL: {
+		const Mt__Kernel__Tunnel *t = op->tunnel;
+		char key[24] = "";
+
+		if (t->has_key)
+			snprintf(key, sizeof(key), " key %u", t->key);
+		snprintf(buf, len,
+			 "%s tunnel %s driver %s local %s remote %s%s ttl %u mtu %u in netns %s",
+			 verb, t->name, *t->driver ? t->driver : "auto",
+			 t->local, t->remote, key, t->ttl, t->mtu,
+			 ns_name(t->netns));
+		break;
+	}
+	case MT__KERNEL__OP__OBJECT_MSS_CLAMP:
+		snprintf(buf, len, "%s mss clamp %u dev %s in netns %s", verb,
+			 op->mss_clamp->mss, op->mss_clamp->dev,
+			 ns_name(op->mss_clamp->netns));
 		break;
 	default:
 		snprintf(buf, len, "%s (empty op)", verb);

@@ -22,6 +22,10 @@ Mt__Kernel__Rule *mt_kstate_add_rule(Mt__Kernel__KernelState *st);
 Mt__Kernel__Sysctl *mt_kstate_add_sysctl(Mt__Kernel__KernelState *st);
 Mt__Kernel__MarkTable *mt_kstate_add_mark_table(Mt__Kernel__KernelState *st);
 Mt__Kernel__MarkPrefix *mt_kstate_add_mark_prefix(Mt__Kernel__KernelState *st);
+Mt__Kernel__Tunnel *mt_kstate_add_tunnel(Mt__Kernel__KernelState *st);
+Mt__Kernel__MssClamp *mt_kstate_add_mss_clamp(Mt__Kernel__KernelState *st);
+/* Appends a nexthop (dev/gateway "", weight 0) to a route. */
+Mt__Kernel__Nexthop *mt_route_add_nexthop(Mt__Kernel__Route *r);
 
 /* Replaces *field (a heap string or "") with a copy of s. 0 or -ENOMEM. */
 int mt_kstate_set_str(char **field, const char *s);
@@ -29,7 +33,7 @@ int mt_kstate_set_str(char **field, const char *s);
 Mt__Kernel__Plan *mt_plan_new(void);
 void mt_plan_free(Mt__Kernel__Plan *p);
 /* Appends an op holding a deep copy of obj (a Netns, Link, Addr, Route,
- * Rule, Sysctl, MarkTable or MarkPrefix message). NULL on ENOMEM or an
+ * Rule, Sysctl, MarkTable, MarkPrefix, Tunnel or MssClamp message). NULL on ENOMEM or an
  * object type an Op cannot carry. */
 Mt__Kernel__Op *mt_plan_add(Mt__Kernel__Plan *p, Mt__Kernel__Op__Action action,
 			    const ProtobufCMessage *obj);
