@@ -54,6 +54,8 @@ int mt_metal_init(struct mt_metal *m, const Mt__Config__Metal *pb, char *err,
 	snprintf(m->instance, sizeof(m->instance), "%s", instance);
 	snprintf(m->prefix, sizeof(m->prefix), "mt%s-", instance);
 	snprintf(m->mark_table, sizeof(m->mark_table), "%smark", m->prefix);
+	snprintf(m->cust_nft_table, sizeof(m->cust_nft_table), "%scust",
+		 m->prefix);
 
 	if (mt_prefix_parse(pool, true, &m->link_pool, perr, sizeof(perr)) < 0) {
 		snprintf(err, errlen, "metal.link_pool: %s", perr);

@@ -45,6 +45,9 @@ struct mt_metal {
 	char instance[MT_INSTANCE_MAX + 1];
 	char prefix[MT_INSTANCE_MAX + 4];  /* "mt" + instance + "-" */
 	char mark_table[IFNAMSIZ + 8];     /* prefix + "mark" */
+	/* mt's nft table (family inet) inside every customer namespace: the
+	 * tunnels' MSS clamps, later the customer's firewall. */
+	char cust_nft_table[IFNAMSIZ + 8]; /* prefix + "cust" */
 	struct mt_prefix *own;             /* the metal's own prefixes */
 	size_t n_own;
 	struct mt_prefix link_pool;        /* IPv4 pool for veth /31s */
