@@ -7,6 +7,7 @@
 
 #include "mt_kstate.h"
 #include "mt_prefix.h"
+#include "mt_validate.h"
 
 #define SET(field, s)                                                          \
 	do {                                                                   \
@@ -148,7 +149,129 @@ static const char *const cust_sysctls[][2] = {
 	{ "net/ipv4/conf/all/rp_filter", "0" },
 	{ "net/ipv4/conf/default/rp_filter", "0" },
 	{ "net/ipv4/conf/" MT_CUST_VETH "/rp_filter", "0" },
+	/* ECMP over tunnels hashes on the L4 ports too, so one flow stays on
+	 * one tunnel while many flows spread by weight. */
+	{ "net/ipv4/fib_multipath_hash_policy", "1" },
 };
+
+static int add_tunnel(Mt__Kernel__KernelState *st, const char *netns,
+		      const Mt__Config__Tunnel *t, const char *owner)
+{
+	Mt__Kernel__Tunnel *o = mt_kstate_add_tunnel(st);
+	struct mt_prefix a;
+	char buf[MT_PREFIX_STRLEN], e[128];
+
+	if (!o)
+		return -ENOMEM;
+	SET(o->netns, netns);
+	SET(o->name, t->name);
+	SET(o->driver, t->driver && *t->driver ? t->driver : "auto");
+	if (mt_addr_parse(t->edge_endpoint, &a, e, sizeof(e)) < 0)
+		return -EINVAL;
+	SET(o->local, mt_addr_format(&a, buf, sizeof(buf)));
+	if (mt_addr_parse(t->router_endpoint, &a, e, sizeof(e)) < 0)
+		return -EINVAL;
+	SET(o->remote, mt_addr_format(&a, buf, sizeof(buf)));
+	o->has_key = mt_tunnel_has_key(t);
+	o->key = o->has_key ? t->key : 0;
+	o->ttl = mt_tunnel_ttl(t);
+	o->mtu = mt_tunnel_mtu(t);
+	SET(o->owner, owner);
+	return 0;
+}
+
+static int add_mss_clamp(Mt__Kernel__KernelState *st, const char *netns,
+			 const Mt__Config__Tunnel *t, const char *owner)
+{
+	Mt__Kernel__MssClamp *o = mt_kstate_add_mss_clamp(st);
+
+	if (!o)
+		return -ENOMEM;
+	SET(o->netns, netns);
+	SET(o->dev, t->name);
+	o->mss = mt_tunnel_mss(t);
+	SET(o->owner, owner);
+	return 0;
+}
+
+/* The tunnel routes of one customer: for each (prefix, priority) one
+ * kernel route in cust_table with metric = priority, through the one tunnel
+ * of the group (dev) or all of them (nexthops, weighted, in config order).
+ * The lowest metric wins in the kernel; equal priorities share by ECMP. */
+static int add_tunnel_routes(const struct mt_metal *m, const char *netns,
+			     const Mt__Config__Customer *c,
+			     Mt__Kernel__KernelState *st)
+{
+	struct mt_prefix p, q;
+	char e[128];
+
+	for (size_t i = 0; i < c->n_routes; i++) {
+		const Mt__Config__TunnelRoute *ri = c->routes[i];
+		Mt__Kernel__Route *o;
+		bool first = true;
+		size_t n = 0;
+
+		if (mt_prefix_parse(ri->prefix, true, &p, e, sizeof(e)) < 0)
+			return -EINVAL;
+		/* only the first route of its group emits the kernel route */
+		for (size_t j = 0; j < i && first; j++) {
+			const Mt__Config__TunnelRoute *rj = c->routes[j];
+
+			if (rj->priority == ri->priority &&
+			    mt_prefix_parse(rj->prefix, true, &q, e, sizeof(e)) == 0 &&
+			    mt_prefix_equal(&p, &q))
+				first = false;
+		}
+		if (!first)
+			continue;
+		for (size_t j = i; j < c->n_routes; j++)
+			if (c->routes[j]->priority == ri->priority &&
+			    mt_prefix_parse(c->routes[j]->prefix, true, &q, e,
+					    sizeof(e)) == 0 &&
+			    mt_prefix_equal(&p, &q))
+				n++;
+		if (add_route(st, netns, m->cust_table, &p, n == 1 ? ri->tunnel : "",
+			      "", c->name) < 0)
+			return -ENOMEM;
+		o = st->routes[st->n_routes - 1];
+		o->metric = ri->priority;
+		if (n == 1)
+			continue;
+		for (size_t j = i; j < c->n_routes; j++) {
+			const Mt__Config__TunnelRoute *rj = c->routes[j];
+			Mt__Kernel__Nexthop *h;
+
+			if (rj->priority != ri->priority ||
+			    mt_prefix_parse(rj->prefix, true, &q, e, sizeof(e)) < 0 ||
+			    !mt_prefix_equal(&p, &q))
+				continue;
+			h = mt_route_add_nexthop(o);
+			if (!h)
+				return -ENOMEM;
+			SET(h->dev, rj->tunnel);
+			h->weight = rj->weight ? rj->weight : 1;
+		}
+	}
+	return 0;
+}
+
+/* The first IPv4 tunnel endpoint, as the source of what the namespace
+ * sends back to eyeballs itself (ICMP errors: "fragmentation needed" must
+ * come from a routable address, not the namespace's 169.254 link). "" when
+ * the customer has none. */
+static const char *icmp_source(const Mt__Config__Customer *c, char *buf,
+			       size_t len)
+{
+	struct mt_prefix p;
+	char e[128];
+
+	for (size_t i = 0; i < c->n_tunnel_endpoints; i++)
+		if (mt_addr_parse(c->tunnel_endpoints[i], &p, e, sizeof(e)) == 0 &&
+		    p.family == AF_INET)
+			return mt_addr_format(&p, buf, len);
+	buf[0] = '\0';
+	return buf;
+}
 
 static int add_customer(const struct mt_metal *m,
 			const Mt__Config__Customer *c,
@@ -157,7 +280,7 @@ static int add_customer(const struct mt_metal *m,
 	const char *n = c->name;
 	struct mt_prefix msd, csd, p;
 	char ifname[IFNAMSIZ], cgw[MT_PREFIX_STRLEN], mgw[MT_PREFIX_STRLEN];
-	char key[64], e[128];
+	char key[64], e[128], src[MT_PREFIX_STRLEN];
 	int r;
 
 	if (!n || mt_metal_ifname(m, n, ifname, sizeof(ifname)) < 0 ||
@@ -211,9 +334,26 @@ static int add_customer(const struct mt_metal *m,
 	if (mt_prefix_parse("0.0.0.0/0", true, &p, e, sizeof(e)) < 0)
 		return -EINVAL;
 	if ((r = add_route(st, ifname, m->cust_table, &p, MT_CUST_VETH, mgw,
-			   n)) < 0 ||
-	    (r = add_rule(st, ifname, m->rule_priority, 0, 0, m->cust_table,
+			   n)) < 0)
+		return r;
+	SET(st->routes[st->n_routes - 1]->prefsrc,
+	    icmp_source(c, src, sizeof(src)));
+	if ((r = add_rule(st, ifname, m->rule_priority, 0, 0, m->cust_table,
 			  n)) < 0)
+		return r;
+
+	for (size_t i = 0; i < c->n_tunnels; i++) {
+		const Mt__Config__Tunnel *t = c->tunnels[i];
+		struct mt_prefix local, peer;
+
+		if (mt_tunnel_inner(t, &local, &peer) < 0)
+			return -EINVAL;
+		if ((r = add_tunnel(st, ifname, t, n)) < 0 ||
+		    (r = add_addr(st, ifname, t->name, &local, n)) < 0 ||
+		    (r = add_mss_clamp(st, ifname, t, n)) < 0)
+			return r;
+	}
+	if ((r = add_tunnel_routes(m, ifname, c, st)) < 0)
 		return r;
 
 	snprintf(key, sizeof(key), "net/ipv4/conf/%s/rp_filter", ifname);

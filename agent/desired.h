@@ -34,15 +34,29 @@
  *              for each customer prefix P: what no tunnel route takes is
  *              dropped, not bounced back to the metal
  *   Route   {netns=ifname, table=cust_table, dst="0.0.0.0/0",
- *            dev=MT_CUST_VETH, gateway="M", metric=0}
+ *            dev=MT_CUST_VETH, gateway="M", metric=0, prefsrc=E4}
+ *              E4 = the first IPv4 tunnel endpoint ("" when none): the
+ *              source of ICMP errors the namespace sends (frag needed)
  *   Rule    {netns=ifname, priority=rule_priority, fwmark=0, fwmask=0,
  *            table=cust_table}
+ *   for each tunnel T (defaults applied: mt_tunnel_ttl/mtu/mss):
+ *   Tunnel  {netns=ifname, name=T.name, driver=T.driver or "auto",
+ *            local=edge_endpoint, remote=router_endpoint, has_key, key,
+ *            ttl, mtu}
+ *   Addr    {netns=ifname, dev=T.name, prefix=T.inner_address}
+ *   MssClamp {netns=ifname, dev=T.name, mss}
+ *   for each (prefix P, priority X) of the customer's routes:
+ *   Route   {netns=ifname, table=cust_table, dst=P, metric=X,
+ *            dev=the tunnel when the group has one route, else
+ *            nexthops=[{dev=tunnel, weight}] in config order}
  *   Sysctl  {netns="", key="net/ipv4/conf/<ifname>/rp_filter", value="0"}
  *   Sysctl  {netns=ifname, key="net/ipv4/ip_forward", value="1"}
  *   Sysctl  {netns=ifname, key="net/ipv4/conf/all/rp_filter", value="0"}
  *   Sysctl  {netns=ifname, key="net/ipv4/conf/default/rp_filter",
  *            value="0"}
  *   Sysctl  {netns=ifname, key="net/ipv4/conf/metal0/rp_filter", value="0"}
+ *   Sysctl  {netns=ifname, key="net/ipv4/fib_multipath_hash_policy",
+ *            value="1"}
  *   MarkPrefix {prefix=P, owner=N} for each customer prefix P, then
  *            {prefix="E/32" or "E/128", owner=N} for each endpoint E
  *

@@ -93,6 +93,22 @@ static int mark_prefix_key(const void *a, const void *b)
 	return strcmp(S(x->prefix), S(y->prefix));
 }
 
+static int tunnel_key(const void *a, const void *b)
+{
+	const Mt__Kernel__Tunnel *x = a, *y = b;
+	int r = strcmp(S(x->netns), S(y->netns));
+
+	return r ? r : strcmp(S(x->name), S(y->name));
+}
+
+static int mss_clamp_key(const void *a, const void *b)
+{
+	const Mt__Kernel__MssClamp *x = a, *y = b;
+	int r = strcmp(S(x->netns), S(y->netns));
+
+	return r ? r : strcmp(S(x->dev), S(y->dev));
+}
+
 /* FNV-1a over the key fields, string terminators included. */
 #define FNV_INIT 0xcbf29ce484222325ull
 
@@ -165,6 +181,20 @@ static uint64_t mark_prefix_hash(const void *o)
 	return h_str(FNV_INIT, ((const Mt__Kernel__MarkPrefix *)o)->prefix);
 }
 
+static uint64_t tunnel_hash(const void *o)
+{
+	const Mt__Kernel__Tunnel *x = o;
+
+	return h_str(h_str(FNV_INIT, x->netns), x->name);
+}
+
+static uint64_t mss_clamp_hash(const void *o)
+{
+	const Mt__Kernel__MssClamp *x = o;
+
+	return h_str(h_str(FNV_INIT, x->netns), x->dev);
+}
+
 static bool link_differs(const void *d, const void *o)
 {
 	const Mt__Kernel__Link *x = d, *y = o;
@@ -176,8 +206,40 @@ static bool route_differs(const void *d, const void *o)
 {
 	const Mt__Kernel__Route *x = d, *y = o;
 
-	return strcmp(S(x->dev), S(y->dev)) ||
-	       strcmp(S(x->gateway), S(y->gateway)) || x->type != y->type;
+	if (strcmp(S(x->dev), S(y->dev)) ||
+	    strcmp(S(x->gateway), S(y->gateway)) || x->type != y->type ||
+	    strcmp(S(x->prefsrc), S(y->prefsrc)) ||
+	    x->n_nexthops != y->n_nexthops)
+		return true;
+	for (size_t i = 0; i < x->n_nexthops; i++) {
+		const Mt__Kernel__Nexthop *a = x->nexthops[i], *b = y->nexthops[i];
+
+		if (strcmp(S(a->dev), S(b->dev)) ||
+		    strcmp(S(a->gateway), S(b->gateway)) ||
+		    a->weight != b->weight)
+			return true;
+	}
+	return false;
+}
+
+/* A desired driver of "auto" accepts whichever driver is in use. */
+static bool tunnel_differs(const void *d, const void *o)
+{
+	const Mt__Kernel__Tunnel *x = d, *y = o;
+
+	if (*S(x->driver) && strcmp(S(x->driver), "auto") &&
+	    strcmp(S(x->driver), S(y->driver)))
+		return true;
+	return strcmp(S(x->local), S(y->local)) ||
+	       strcmp(S(x->remote), S(y->remote)) ||
+	       x->has_key != y->has_key || (x->has_key && x->key != y->key) ||
+	       x->ttl != y->ttl || x->mtu != y->mtu;
+}
+
+static bool mss_clamp_differs(const void *d, const void *o)
+{
+	return ((const Mt__Kernel__MssClamp *)d)->mss !=
+	       ((const Mt__Kernel__MssClamp *)o)->mss;
 }
 
 /* mt keeps every rule in both address families: one that the kernel has in
@@ -222,6 +284,8 @@ OWNER_FN(route_owner, Mt__Kernel__Route)
 OWNER_FN(rule_owner, Mt__Kernel__Rule)
 OWNER_FN(sysctl_owner, Mt__Kernel__Sysctl)
 OWNER_FN(mark_prefix_owner, Mt__Kernel__MarkPrefix)
+OWNER_FN(tunnel_owner, Mt__Kernel__Tunnel)
+OWNER_FN(mss_clamp_owner, Mt__Kernel__MssClamp)
 
 static const char *shared_owner(const void *o)
 {
@@ -273,6 +337,8 @@ enum kind {
 	K_SYSCTL,
 	K_MARK_TABLE,
 	K_MARK_PREFIX,
+	K_TUNNEL,
+	K_MSS_CLAMP,
 	K_N
 };
 
@@ -310,14 +376,22 @@ static const struct kind_desc kinds[K_N] = {
 			      shared_owner, undeletable_never),
 	[K_MARK_PREFIX] = KIND(mark_prefixes, mark_prefix, mark_prefix_differs,
 			       mark_prefix_owner, undeletable_never),
+	[K_TUNNEL] = KIND(tunnels, tunnel, tunnel_differs, tunnel_owner,
+			  undeletable_never),
+	[K_MSS_CLAMP] = KIND(mss_clamps, mss_clamp, mss_clamp_differs,
+			     mss_clamp_owner, undeletable_never),
 };
 
+/* Tunnels come after links (they live in the namespace, on its uplink
+ * veth) and before the addresses and routes on them; the MSS clamps go in
+ * before the routes that send SYNs into a tunnel. */
 static const enum kind delete_order[] = {
-	K_MARK_PREFIX, K_ROUTE, K_RULE, K_ADDR, K_LINK, K_NETNS, K_MARK_TABLE,
+	K_MARK_PREFIX, K_ROUTE, K_RULE, K_ADDR, K_MSS_CLAMP, K_TUNNEL,
+	K_LINK, K_NETNS, K_MARK_TABLE,
 };
 static const enum kind create_order[] = {
-	K_MARK_TABLE, K_NETNS, K_LINK, K_SYSCTL, K_ADDR, K_RULE, K_ROUTE,
-	K_MARK_PREFIX,
+	K_MARK_TABLE, K_NETNS, K_LINK, K_SYSCTL, K_TUNNEL, K_ADDR, K_RULE,
+	K_MSS_CLAMP, K_ROUTE, K_MARK_PREFIX,
 };
 
 /* ---- The walk ----------------------------------------------------------- */
@@ -530,6 +604,30 @@ static void prune_list(struct list *l, bool (*gone)(const struct diff *,
 	l->n = w;
 }
 
+/* A device that goes away in this plan: a deleted link or tunnel. */
+static bool dev_gone(const struct diff *d, const struct list *links,
+		     const char *ns, const char *dev)
+{
+	const struct list *t = &d->del[K_TUNNEL];
+	Mt__Kernel__Tunnel key = { .netns = (char *)ns, .name = (char *)dev };
+	size_t lo = 0, hi = t->n;
+
+	if (link_gone(links, ns, dev))
+		return true;
+	while (lo < hi) { /* sorted by key */
+		size_t mid = (lo + hi) / 2;
+		int c = tunnel_key(&key, t->v[mid]);
+
+		if (c == 0)
+			return true;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return false;
+}
+
 static bool link_vanishes(const struct diff *d, const struct list *links,
 			  const void *o)
 {
@@ -545,7 +643,7 @@ static bool addr_vanishes(const struct diff *d, const struct list *links,
 	const Mt__Kernel__Addr *a = o;
 
 	return ns_deleted(d, S(a->netns)) ||
-	       link_gone(links, S(a->netns), S(a->dev));
+	       dev_gone(d, links, S(a->netns), S(a->dev));
 }
 
 static bool route_vanishes(const struct diff *d, const struct list *links,
@@ -553,8 +651,27 @@ static bool route_vanishes(const struct diff *d, const struct list *links,
 {
 	const Mt__Kernel__Route *r = o;
 
-	return ns_deleted(d, S(r->netns)) ||
-	       link_gone(links, S(r->netns), S(r->dev));
+	if (ns_deleted(d, S(r->netns)) ||
+	    dev_gone(d, links, S(r->netns), S(r->dev)))
+		return true;
+	/* the kernel drops a multipath route when any nexthop's device is
+	 * unregistered */
+	for (size_t i = 0; i < r->n_nexthops; i++)
+		if (dev_gone(d, links, S(r->netns), S(r->nexthops[i]->dev)))
+			return true;
+	return false;
+}
+
+static bool tunnel_vanishes(const struct diff *d, const struct list *links,
+			    const void *o)
+{
+	return ns_deleted(d, S(((const Mt__Kernel__Tunnel *)o)->netns));
+}
+
+static bool mss_clamp_vanishes(const struct diff *d, const struct list *links,
+			       const void *o)
+{
+	return ns_deleted(d, S(((const Mt__Kernel__MssClamp *)o)->netns));
 }
 
 static bool rule_vanishes(const struct diff *d, const struct list *links,
@@ -579,6 +696,9 @@ static int prune(struct diff *d)
 	prune_list(&d->del[K_ADDR], addr_vanishes, d, &gone);
 	prune_list(&d->del[K_ROUTE], route_vanishes, d, &gone);
 	prune_list(&d->del[K_RULE], rule_vanishes, d, &gone);
+	prune_list(&d->del[K_MSS_CLAMP], mss_clamp_vanishes, d, &gone);
+	/* addresses and routes above still saw the deleted tunnels */
+	prune_list(&d->del[K_TUNNEL], tunnel_vanishes, d, &gone);
 	prune_list(&d->del[K_LINK], link_vanishes, d, &gone);
 	free(gone.v);
 	return 0;

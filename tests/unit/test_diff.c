@@ -80,6 +80,8 @@ static void make_growable(Mt__Kernel__KernelState *o)
 	o->sysctls = pow2_array(o->sysctls, o->n_sysctls);
 	o->mark_tables = pow2_array(o->mark_tables, o->n_mark_tables);
 	o->mark_prefixes = pow2_array(o->mark_prefixes, o->n_mark_prefixes);
+	o->tunnels = pow2_array(o->tunnels, o->n_tunnels);
+	o->mss_clamps = pow2_array(o->mss_clamps, o->n_mss_clamps);
 }
 
 /* What mt-fastpath reports for a desired state: the same objects, with the
@@ -125,7 +127,7 @@ static size_t total_objects(const Mt__Kernel__KernelState *st)
 {
 	return st->n_netns + st->n_links + st->n_addrs + st->n_routes +
 	       st->n_rules + st->n_sysctls + st->n_mark_tables +
-	       st->n_mark_prefixes;
+	       st->n_mark_prefixes + st->n_tunnels + st->n_mss_clamps;
 }
 
 /* Runs the diff and returns the rendered plan (heap); *n_ops set. */
@@ -158,6 +160,7 @@ static void test_layout(void)
 		"create sysctl net/ipv4/conf/all/rp_filter=0 in netns mt0-acme\n"
 		"create sysctl net/ipv4/conf/default/rp_filter=0 in netns mt0-acme\n"
 		"create sysctl net/ipv4/conf/metal0/rp_filter=0 in netns mt0-acme\n"
+		"create sysctl net/ipv4/fib_multipath_hash_policy=1 in netns mt0-acme\n"
 		"create sysctl net/ipv4/ip_forward=1 in netns mt0-acme\n"
 		"create addr 169.254.0.14/31 dev mt0-acme in netns metal\n"
 		"create addr 192.0.2.10/32 dev lo in netns mt0-acme\n"
@@ -167,7 +170,7 @@ static void test_layout(void)
 		"create route 192.0.2.10/32 table 2000 via 169.254.0.15 dev mt0-acme metric 0 in netns metal\n"
 		"create route 2001:db8:1::/48 table 2000 dev mt0-acme metric 0 in netns metal\n"
 		"create route 203.0.113.0/24 table 2000 via 169.254.0.15 dev mt0-acme metric 0 in netns metal\n"
-		"create route 0.0.0.0/0 table 2001 via 169.254.0.14 dev metal0 metric 0 in netns mt0-acme\n"
+		"create route 0.0.0.0/0 table 2001 via 169.254.0.14 dev metal0 src 192.0.2.10 metric 0 in netns mt0-acme\n"
 		"create route blackhole 2001:db8:1::/48 table 2001 metric 2147483647 in netns mt0-acme\n"
 		"create route blackhole 203.0.113.0/24 table 2001 metric 2147483647 in netns mt0-acme\n"
 		"create mark prefix 192.0.2.10/32 (customer acme)\n"
@@ -224,10 +227,12 @@ static int create_rank(const Mt__Kernel__Op *op)
 	case MT__KERNEL__OP__OBJECT_NETNS: return 1;
 	case MT__KERNEL__OP__OBJECT_LINK: return 2;
 	case MT__KERNEL__OP__OBJECT_SYSCTL: return 3;
-	case MT__KERNEL__OP__OBJECT_ADDR: return 4;
-	case MT__KERNEL__OP__OBJECT_RULE: return 5;
-	case MT__KERNEL__OP__OBJECT_ROUTE: return 6;
-	case MT__KERNEL__OP__OBJECT_MARK_PREFIX: return 7;
+	case MT__KERNEL__OP__OBJECT_TUNNEL: return 4;
+	case MT__KERNEL__OP__OBJECT_ADDR: return 5;
+	case MT__KERNEL__OP__OBJECT_RULE: return 6;
+	case MT__KERNEL__OP__OBJECT_MSS_CLAMP: return 7;
+	case MT__KERNEL__OP__OBJECT_ROUTE: return 8;
+	case MT__KERNEL__OP__OBJECT_MARK_PREFIX: return 9;
 	default: return -1;
 	}
 }
@@ -239,9 +244,11 @@ static int delete_rank(const Mt__Kernel__Op *op)
 	case MT__KERNEL__OP__OBJECT_ROUTE: return 1;
 	case MT__KERNEL__OP__OBJECT_RULE: return 2;
 	case MT__KERNEL__OP__OBJECT_ADDR: return 3;
-	case MT__KERNEL__OP__OBJECT_LINK: return 4;
-	case MT__KERNEL__OP__OBJECT_NETNS: return 5;
-	case MT__KERNEL__OP__OBJECT_MARK_TABLE: return 6;
+	case MT__KERNEL__OP__OBJECT_MSS_CLAMP: return 4;
+	case MT__KERNEL__OP__OBJECT_TUNNEL: return 5;
+	case MT__KERNEL__OP__OBJECT_LINK: return 6;
+	case MT__KERNEL__OP__OBJECT_NETNS: return 7;
+	case MT__KERNEL__OP__OBJECT_MARK_TABLE: return 8;
 	default: return -1;
 	}
 }
@@ -362,9 +369,11 @@ static void test_one_changed(void)
 		  "delete route blackhole 198.51.97.0/24 table 2001 metric 2147483647 in netns mt0-bb\n"
 		  "delete addr 198.51.98.1/32 dev lo in netns mt0-bb\n"
 		  "create route 198.51.96.0/24 table 2000 via 169.254.0.5 dev mt0-bb metric 0 in netns metal\n"
+		  /* the ICMP source was the endpoint that went away */
+		  "create route 0.0.0.0/0 table 2001 via 169.254.0.4 dev metal0 metric 0 in netns mt0-bb\n"
 		  "create route blackhole 198.51.96.0/24 table 2001 metric 2147483647 in netns mt0-bb\n"
 		  "create mark prefix 198.51.96.0/24 (customer bb)\n");
-	CHECK(n == 9);
+	CHECK(n == 10);
 	free(s);
 	mt_kstate_free(d);
 	mt_kstate_free(o);
@@ -837,6 +846,99 @@ static void test_scale(void)
 	mt_kstate_free(empty);
 }
 
+/* Tunnels, their addresses, clamps and the routes through them. */
+static void test_tunnels(void)
+{
+	Mt__Config__Tunnel t1 = MT__CONFIG__TUNNEL__INIT,
+			   t2 = MT__CONFIG__TUNNEL__INIT;
+	Mt__Config__TunnelRoute r[4];
+	Mt__Config__Tunnel *tv[] = { &t1, &t2 };
+	Mt__Config__TunnelRoute *rv[] = { &r[0], &r[1], &r[2], &r[3] };
+	Mt__Kernel__KernelState *d, *o, *empty = mt_kstate_new();
+	struct cust c;
+	char *s;
+	int n;
+
+	t1.name = "gre1";
+	t1.edge_endpoint = "192.0.2.10";
+	t1.router_endpoint = "198.18.21.2";
+	t1.inner_address = "10.255.0.0/31";
+	t2.name = "gre2";
+	t2.edge_endpoint = "192.0.2.10";
+	t2.router_endpoint = "198.18.22.2";
+	t2.inner_address = "10.255.0.2/31";
+	t2.key_present_case = MT__CONFIG__TUNNEL__KEY_PRESENT_KEY;
+	t2.key = 42;
+	t2.driver = "bpf";
+	for (int i = 0; i < 4; i++)
+		mt__config__tunnel_route__init(&r[i]);
+	r[0] = (Mt__Config__TunnelRoute){ r[0].base, "203.0.113.0/25", "gre1", 10, 1 };
+	r[1] = (Mt__Config__TunnelRoute){ r[1].base, "203.0.113.0/25", "gre2", 10, 3 };
+	r[2] = (Mt__Config__TunnelRoute){ r[2].base, "203.0.113.128/25", "gre2", 5, 1 };
+	r[3] = (Mt__Config__TunnelRoute){ r[3].base, "203.0.113.128/25", "gre1", 20, 1 };
+	cust_init(&c, 7, "acme", P("203.0.113.0/24"), P("192.0.2.10"));
+	c.c.tunnels = tv;
+	c.c.n_tunnels = 2;
+	c.c.routes = rv;
+	c.c.n_routes = 4;
+
+	d = desired_of(&c, 1);
+	s = diff_text(d, empty, NULL, &n);
+	CHECK((size_t)n == total_objects(d));
+	CHECK(strstr(s, "create tunnel gre1 driver auto local 192.0.2.10 remote 198.18.21.2 ttl 64 mtu 1476 in netns mt0-acme\n"));
+	CHECK(strstr(s, "create tunnel gre2 driver bpf local 192.0.2.10 remote 198.18.22.2 key 42 ttl 64 mtu 1472 in netns mt0-acme\n"));
+	CHECK(strstr(s, "create addr 10.255.0.0/31 dev gre1 in netns mt0-acme\n"));
+	CHECK(strstr(s, "create mss clamp 1436 dev gre1 in netns mt0-acme\n"));
+	CHECK(strstr(s, "create mss clamp 1432 dev gre2 in netns mt0-acme\n"));
+	CHECK(strstr(s, "create route 203.0.113.0/25 table 2001 nexthop dev gre1 weight 1 nexthop dev gre2 weight 3 metric 10 in netns mt0-acme\n"));
+	CHECK(strstr(s, "create route 203.0.113.128/25 table 2001 dev gre2 metric 5 in netns mt0-acme\n"));
+	CHECK(strstr(s, "create route 203.0.113.128/25 table 2001 dev gre1 metric 20 in netns mt0-acme\n"));
+	CHECK(strstr(s, "create sysctl net/ipv4/fib_multipath_hash_policy=1 in netns mt0-acme\n"));
+	/* tunnels before their addresses, clamps before the routes */
+	CHECK(strstr(s, "create tunnel gre1") < strstr(s, "create addr 10.255.0.0/31"));
+	CHECK(strstr(s, "create mss clamp 1436") < strstr(s, "create route 203.0.113.0/25"));
+	free(s);
+
+	/* in sync: nothing to do; "auto" accepts the driver in use */
+	o = observe(d);
+	mt_kstate_set_str(&o->tunnels[0]->driver, "bpf");
+	s = diff_text(d, o, NULL, &n);
+	CHECK_STR(s, "");
+	free(s);
+
+	/* a tunnel observed half-built (no map entry): re-created */
+	mt_kstate_set_str(&o->tunnels[1]->local, "");
+	s = diff_text(d, o, NULL, &n);
+	CHECK_STR(s, "create tunnel gre2 driver bpf local 192.0.2.10 remote 198.18.22.2 key 42 ttl 64 mtu 1472 in netns mt0-acme\n");
+	free(s);
+	mt_kstate_set_str(&o->tunnels[1]->local, "192.0.2.10");
+	mt_kstate_free(d);
+
+	/* a weight changes: the route is replaced in place */
+	r[1].weight = 2;
+	d = desired_of(&c, 1);
+	s = diff_text(d, o, NULL, &n);
+	CHECK_STR(s, "create route 203.0.113.0/25 table 2001 nexthop dev gre1 weight 1 nexthop dev gre2 weight 2 metric 10 in netns mt0-acme\n");
+	free(s);
+	mt_kstate_free(d);
+
+	/* gre2 goes with its routes: its address and the route only through
+	 * it die with the device; the shared group becomes single-path */
+	c.c.n_tunnels = 1;
+	rv[1] = &r[3];
+	c.c.n_routes = 2;
+	d = desired_of(&c, 1);
+	s = diff_text(d, o, NULL, &n);
+	CHECK_STR(s,
+		  "delete mss clamp 1432 dev gre2 in netns mt0-acme\n"
+		  "delete tunnel gre2 driver bpf local 192.0.2.10 remote 198.18.22.2 key 42 ttl 64 mtu 1472 in netns mt0-acme\n"
+		  "create route 203.0.113.0/25 table 2001 dev gre1 metric 10 in netns mt0-acme\n");
+	free(s);
+	mt_kstate_free(d);
+	mt_kstate_free(o);
+	mt_kstate_free(empty);
+}
+
 int main(void)
 {
 	char err[256];
@@ -855,6 +957,7 @@ int main(void)
 	RUN(test_prefix_moves);
 	RUN(test_drift);
 	RUN(test_link_mtu);
+	RUN(test_tunnels);
 	RUN(test_scale);
 	mt_metal_fini(&metal);
 	TEST_MAIN_END();
