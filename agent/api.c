@@ -13,6 +13,7 @@
 #include "mt_log.h"
 #include "mt_time.h"
 #include "mt_validate.h"
+#include "tunnel_status.h"
 
 #define NEW(type, init)                                                        \
 	({                                                                     \
@@ -373,10 +374,92 @@ static Mt__Rpc__Code h_resume(void *ctx, const ProtobufCMessage *in,
 	return empty_reply(out, st);
 }
 
+/* ListTunnels: the configs in force joined with one observation (with
+ * counters) of the customers asked for. */
+static Mt__Rpc__Code h_tunnels(void *ctx, const ProtobufCMessage *in,
+			       ProtobufCMessage **out, struct mt_rpc_status *st)
+{
+	enum { FP_OBSERVE = 0 };
+	struct agent *a = ctx;
+	const Mt__Rpc__CustomerRef *ref = (const Mt__Rpc__CustomerRef *)in;
+	Mt__Rpc__ObserveRequest req = MT__RPC__OBSERVE_REQUEST__INIT;
+	const Mt__Config__Customer **cs = NULL;
+	Mt__Rpc__TunnelList *list = NULL;
+	ProtobufCMessage *obs = NULL;
+	struct mt_rpc_status fst;
+	Mt__Rpc__Code code = MT__RPC__CODE__OK;
+	char **owners = NULL;
+	size_t n = 0;
+	int r;
+
+	cs = calloc(a->n_customers + 1, sizeof(*cs));
+	owners = calloc(a->n_customers + 1, sizeof(*owners));
+	if (!cs || !owners) {
+		code = mt_rpc_fail(st, MT__RPC__CODE__INTERNAL, "out of memory");
+		goto out;
+	}
+	if (ref->id || (ref->name && *ref->name)) {
+		struct agent_customer *e = lookup(a, ref);
+
+		if (!e || !e->config) {
+			code = not_found(st, ref);
+			goto out;
+		}
+		cs[n] = e->config;
+		owners[n++] = e->config->name;
+	} else {
+		for (size_t i = 0; i < a->n_customers; i++)
+			if (a->customers[i].config &&
+			    a->customers[i].config->n_tunnels) {
+				cs[n] = a->customers[i].config;
+				owners[n] = cs[n]->name;
+				n++;
+			}
+	}
+	list = NEW(Mt__Rpc__TunnelList, mt__rpc__tunnel_list__init);
+	if (!list) {
+		code = mt_rpc_fail(st, MT__RPC__CODE__INTERNAL, "out of memory");
+		goto out;
+	}
+	if (n == 0) {
+		*out = &list->base;
+		list = NULL;
+		goto out;
+	}
+	req.owners = owners;
+	req.n_owners = n;
+	req.counters = true;
+	r = mt_rpc_call(a->fastpath, &mt__rpc__fastpath__descriptor,
+			FP_OBSERVE, &req.base, &obs, a->rpc_timeout_ms, &fst);
+	if (r < 0) {
+		code = fastpath_error(st, r);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (mt_tunnel_status_build(&a->metal, cs[i],
+					   (const Mt__Kernel__KernelState *)obs,
+					   list) < 0) {
+			code = mt_rpc_fail(st, MT__RPC__CODE__INTERNAL,
+					   "out of memory");
+			goto out;
+		}
+	*out = &list->base;
+	list = NULL;
+out:
+	if (list)
+		protobuf_c_message_free_unpacked(&list->base, NULL);
+	if (obs)
+		protobuf_c_message_free_unpacked(obs, NULL);
+	free(cs);
+	free(owners);
+	return code;
+}
+
 /* In the order of service Agent in proto/rpc.proto. */
 static const struct mt_rpc_method agent_methods[] = {
 	{ h_status }, { h_list },      { h_get },   { h_put },   { h_delete },
 	{ h_plan },   { h_reconcile }, { h_pause }, { h_resume },
+	{ h_tunnels },
 };
 
 int agent_api_open(struct agent *a, const char *url)

@@ -59,6 +59,10 @@ static const char *op_owner(const Mt__Kernel__Op *op)
 		return op->sysctl->owner;
 	case MT__KERNEL__OP__OBJECT_MARK_PREFIX:
 		return op->mark_prefix->owner;
+	case MT__KERNEL__OP__OBJECT_TUNNEL:
+		return op->tunnel->owner;
+	case MT__KERNEL__OP__OBJECT_MSS_CLAMP:
+		return op->mss_clamp->owner;
 	default:
 		return NULL;
 	}

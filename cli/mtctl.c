@@ -52,6 +52,8 @@ static const struct mtctl_cmd commands[] = {
     {"pause", mtctl_cmd_pause, 0, "",
      "stop reconciling (the kernel stays as it is)"},
     {"resume", mtctl_cmd_resume, 0, "", "reconcile again"},
+    {"tunnels", mtctl_cmd_tunnels, 0, "[NAME|ID]",
+     "tunnels: driver, endpoints, route priorities, counters, drops"},
     {"help", cmd_help, 0, "[COMMAND]", "show this help"},
 };
 

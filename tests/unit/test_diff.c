@@ -6,6 +6,7 @@
 #include "mt_kstate.h"
 #include "mt_metal.h"
 #include "mt_test.h"
+#include "tunnel_status.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -913,6 +914,45 @@ static void test_tunnels(void)
 	free(s);
 	mt_kstate_set_str(&o->tunnels[1]->local, "192.0.2.10");
 	mt_kstate_free(d);
+
+	/* what mtctl tunnels shows, with a health penalty on one route */
+	{
+		Mt__Rpc__TunnelList l = MT__RPC__TUNNEL_LIST__INIT;
+		Mt__Kernel__TunnelCounters *k = malloc(sizeof(*k));
+
+		mt__kernel__tunnel_counters__init(k);
+		k->tx_packets = 5;
+		o->tunnels[0]->counters = k;
+		for (size_t i = 0; i < o->n_routes; i++)
+			if (!strcmp(o->routes[i]->dst, "203.0.113.128/25") &&
+			    o->routes[i]->metric == 20)
+				o->routes[i]->metric = 1000020;
+		CHECK(mt_tunnel_status_build(&metal, &c.c, o, &l) == 0);
+		CHECK(l.n_tunnels == 2);
+		CHECK_STR(l.tunnels[0]->name, "gre1");
+		CHECK_STR(l.tunnels[0]->driver, "bpf");
+		CHECK_STR(l.tunnels[0]->configured_driver, "auto");
+		CHECK(l.tunnels[0]->mtu == 1476 && l.tunnels[0]->mss == 1436);
+		CHECK(l.tunnels[0]->counters &&
+		      l.tunnels[0]->counters->tx_packets == 5);
+		CHECK(l.tunnels[0]->n_routes == 2);
+		CHECK(l.tunnels[0]->routes[0]->installed &&
+		      l.tunnels[0]->routes[0]->effective_priority == 10);
+		CHECK(l.tunnels[0]->routes[1]->installed &&
+		      l.tunnels[0]->routes[1]->priority == 20 &&
+		      l.tunnels[0]->routes[1]->effective_priority == 1000020);
+		CHECK(l.tunnels[1]->has_key && l.tunnels[1]->key == 42);
+		CHECK(l.tunnels[1]->counters == NULL);
+		for (size_t i = 0; i < l.n_tunnels; i++)
+			protobuf_c_message_free_unpacked(&l.tunnels[i]->base,
+							 NULL);
+		free(l.tunnels);
+		o->tunnels[0]->counters = NULL;
+		free(k);
+		for (size_t i = 0; i < o->n_routes; i++)
+			if (o->routes[i]->metric == 1000020)
+				o->routes[i]->metric = 20;
+	}
 
 	/* a weight changes: the route is replaced in place */
 	r[1].weight = 2;
