@@ -137,6 +137,10 @@ mt_test_cleanup() {
 		done
 	fi
 	mt_cleanup_namespaces
+	# mt-fastpath mounts a bpffs for its tunnel maps under $MT_RUN_DIR/bpf
+	if mountpoint -q "$MT_RUN_DIR/bpf" 2>/dev/null; then
+		umount "$MT_RUN_DIR/bpf" 2>/dev/null || umount -l "$MT_RUN_DIR/bpf"
+	fi
 	rm -rf "$T_DIR"
 	if [ $rc -eq 0 ] && [ "$T_FAILS" -ne 0 ]; then
 		rc=1
