@@ -158,7 +158,9 @@ int mt_rtnl_check_op(const struct mt_metal *m, const Mt__Kernel__Op *op,
 				      "refused: route in metal table %u; mt "
 				      "only owns table %u",
 				      op->route->table, m->gre_table);
-		return 0;
+		return mt_route_check(op->route,
+				      op->action != MT__KERNEL__OP__ACTION__DELETE,
+				      why, len);
 	case MT__KERNEL__OP__OBJECT_RULE:
 		if (!*ns &&
 		    (op->rule->priority < m->rule_priority ||
@@ -184,6 +186,7 @@ int mt_rtnl_check_op(const struct mt_metal *m, const Mt__Kernel__Op *op,
 /* ---- apply -------------------------------------------------------------- */
 
 #define FOLLOWUP 0x80000000u /* cookie flag: a veth's re-applied settings */
+#define IFC_SLOTS 8	     /* device name -> ifindex cache entries */
 
 struct op_state {
 	bool handled;
@@ -202,10 +205,14 @@ struct apply {
 	size_t *fu;		 /* ops waiting for a follow-up */
 	size_t n_fu, cap_fu;
 	uint64_t writes;
-	/* last resolved device: routes come in runs through one device */
+	/* recently resolved devices of ifc_ns: routes come in runs through
+	 * one device, or one set of nexthop devices (a customer's tunnels) */
 	struct mt_nsh *ifc_ns;
-	char ifc_name[IFNAMSIZ];
-	int ifc_index;
+	struct {
+		char name[IFNAMSIZ];
+		int index;
+	} ifc[IFC_SLOTS];
+	unsigned ifc_next; /* the slot to fill next, round robin */
 	struct mt_nsh *checked; /* the handle revalidate() saw current last */
 };
 
@@ -413,8 +420,11 @@ static int resolve_dev(struct apply *a, struct mt_nsh *ns, const char *dev)
 
 	if (!*dev)
 		return 0;
-	if (a->ifc_ns == ns && strcmp(a->ifc_name, dev) == 0)
-		return a->ifc_index;
+	if (a->ifc_ns == ns)
+		for (size_t k = 0; k < IFC_SLOTS; k++)
+			if (a->ifc[k].index > 0 &&
+			    strcmp(a->ifc[k].name, dev) == 0)
+				return a->ifc[k].index;
 	r = mt_link_ifindex(ns->nl, dev);
 	if (r == -ENODEV && a->batch_ns == ns &&
 	    mt_nl_batch_count(a->ctx->batch)) {
@@ -422,9 +432,16 @@ static int resolve_dev(struct apply *a, struct mt_nsh *ns, const char *dev)
 		r = mt_link_ifindex(ns->nl, dev);
 	}
 	if (r > 0) {
-		a->ifc_ns = ns;
-		snprintf(a->ifc_name, sizeof(a->ifc_name), "%s", dev);
-		a->ifc_index = r;
+		size_t k;
+
+		if (a->ifc_ns != ns) {
+			memset(a->ifc, 0, sizeof(a->ifc));
+			a->ifc_ns = ns;
+			a->ifc_next = 0;
+		}
+		k = a->ifc_next++ % IFC_SLOTS;
+		snprintf(a->ifc[k].name, sizeof(a->ifc[k].name), "%s", dev);
+		a->ifc[k].index = r;
 	}
 	return r;
 }
@@ -549,6 +566,8 @@ static void do_route(struct apply *a, size_t i)
 {
 	const Mt__Kernel__Op *op = a->ops[i];
 	const Mt__Kernel__Route *rt = op->route;
+	bool del = op->action == MT__KERNEL__OP__ACTION__DELETE;
+	uint32_t nh_idx[MT_ROUTE_NEXTHOPS_MAX];
 	struct mt_nsh *ns;
 	size_t room;
 	void *buf;
@@ -558,16 +577,30 @@ static void do_route(struct apply *a, size_t i)
 		return;
 	idx = resolve_dev(a, ns, rt->dev);
 	if (idx < 0) {
-		if (op->action == MT__KERNEL__OP__ACTION__DELETE)
+		if (del)
 			return; /* routes die with their device */
 		op_fail(a, i, idx, "device %s not found", rt->dev);
 		return;
 	}
+	/* A delete sends no nexthops (route.h); mt_rtnl_check_op has
+	 * bounded n_nexthops for a create. */
+	for (size_t k = 0; !del && k < rt->n_nexthops; k++) {
+		const char *dev = rt->nexthops[k]->dev;
+
+		r = resolve_dev(a, ns, dev);
+		if (r <= 0) {
+			op_fail(a, i, r < 0 ? r : -ENODEV,
+				"nexthop device %s not found", dev);
+			return;
+		}
+		nh_idx[k] = (uint32_t)r;
+	}
 	buf = msg_room(a, ns, &room);
-	r = mt_route_build(buf, room, op->action, rt, (uint32_t)idx);
-	if (r < 0)
-		op_fail(a, i, r, "bad dst \"%s\" or gateway \"%s\"", rt->dst,
-			rt->gateway);
+	r = mt_route_build(buf, room, op->action, rt, (uint32_t)idx, nh_idx);
+	if (r == -EMSGSIZE)
+		op_fail(a, i, r, "route does not fit one netlink message");
+	else if (r < 0)
+		op_fail(a, i, r, "bad dst, gateway, prefsrc or nexthops");
 	else
 		msg_add(a, i);
 }

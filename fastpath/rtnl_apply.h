@@ -14,6 +14,12 @@
  * routes use CREATE|REPLACE. A veth that already exists gets its up/MTU
  * settings re-applied on both ends.
  *
+ * Routes (route.h): prefsrc as RTA_PREFSRC, nexthops as RTA_MULTIPATH with
+ * each nexthop's device resolved in the route's namespace. A route of the
+ * same dst/table/metric is replaced in place (a changed nexthop set, weight
+ * or prefsrc: no delete, no gap in traffic). An unknown nexthop device
+ * fails the op with -ENODEV naming it, and nothing is sent for that op.
+ *
  * Ownership: an op on an object mt does not own (mt_rtnl_check_op) fails
  * with -EPERM and sends nothing.
  */
@@ -52,7 +58,10 @@ int mt_rtnl_apply(struct mt_rtnl *ctx, Mt__Kernel__Op **ops, size_t n,
  *    net/ipv{4,6}/conf/<owned link>/<key>;
  *  - inside an owned namespace everything (route deletes still match only
  *    protocol MT_RTPROT);
- *  - sysctl keys: [a-z0-9_./-]+ without "..". */
+ *  - sysctl keys: [a-z0-9_./-]+ without "..";
+ *  - routes: mt_route_check (a weight outside 1..256, exactly one nexthop,
+ *    nexthops together with dev/gateway, a prefsrc or gateway of the wrong
+ *    family, ...: -EINVAL). */
 int mt_rtnl_check_op(const struct mt_metal *m, const Mt__Kernel__Op *op,
 		     char *why, size_t len);
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "gre_bpf.h"
 #include "link.h"
 #include "mt_cleanup.h"
 #include "mt_kstate.h"
@@ -33,6 +34,10 @@ struct lk {
 	bool veth;
 	char name[IFNAMSIZ];
 	Mt__Kernel__Link *obj; /* the reported object, NULL = not reported */
+	/* The owner of the link's addresses, NULL = they are not reported.
+	 * Set for every reported link and for tunnel devices, which are not
+	 * reported as Links but whose addresses are. */
+	const char *owner;
 };
 
 struct ons {
@@ -114,6 +119,66 @@ static struct lk *lk_find(const struct ons *ns, uint32_t ifindex)
 
 /* ---- dump callbacks ----------------------------------------------------- */
 
+/* Kernel GRE tunnel devices: reported by the tunnel module as Tunnels. */
+static bool tunnel_kind(const char *kind)
+{
+	static const char *const kinds[] = {"gre", "gretap", "ip6gre",
+					    "ip6gretap"};
+
+	for (size_t i = 0; i < MT_ARRAY_SIZE(kinds); i++)
+		if (strcmp(kind, kinds[i]) == 0)
+			return true;
+	return false;
+}
+
+/* True when a is b + MT_GRE_WIRE_SUFFIX. */
+static bool wire_name_of(const char *a, const char *b)
+{
+	size_t n = strlen(b);
+
+	return strncmp(a, b, n) == 0 && strcmp(a + n, MT_GRE_WIRE_SUFFIX) == 0;
+}
+
+/* Removes obj, appended earlier in this dump, from st->links. */
+static void unreport(Mt__Kernel__KernelState *st, Mt__Kernel__Link *obj)
+{
+	for (size_t i = st->n_links; i-- > 0;) {
+		if (st->links[i] != obj)
+			continue;
+		memmove(&st->links[i], &st->links[i + 1],
+			(st->n_links - i - 1) * sizeof(*st->links));
+		st->n_links--;
+		protobuf_c_message_free_unpacked(&obj->base, NULL);
+		return;
+	}
+}
+
+/* A BPF tunnel (gre_bpf.h): the veth pair X / X.t inside one customer
+ * namespace. Called for each veth whose peer is in the same namespace, in
+ * dump order: when e's peer was seen already and the names pair up, both
+ * are hidden (the peer's Link object is taken back). Links of this
+ * namespace are few and not yet sorted: a linear scan. */
+static bool bpf_tunnel_pair(Mt__Kernel__KernelState *st, struct ons *ns,
+			    struct lk *e)
+{
+	for (size_t k = 0; k + 1 < ns->n_links; k++) {
+		struct lk *p = &ns->links[k];
+
+		if (p->ifindex != e->link || p->link != e->ifindex ||
+		    !p->veth || p->netnsid >= 0)
+			continue;
+		if (!wire_name_of(e->name, p->name) &&
+		    !wire_name_of(p->name, e->name))
+			return false;
+		if (p->obj)
+			unreport(st, p->obj);
+		p->obj = NULL;
+		p->owner = ns->owner; /* was p->obj's string */
+		return true;
+	}
+	return false;
+}
+
 static int link_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct cbctx *c = data;
@@ -149,13 +214,27 @@ static int link_cb(const struct nlmsghdr *nlh, void *data)
 	e->veth = strcmp(l->kind, "veth") == 0;
 	snprintf(e->name, sizeof(e->name), "%s", l->name);
 	e->obj = NULL;
+	e->owner = NULL;
 	owner = is_metal(ns) ? mt_metal_owner(c->o->m, l->name) : ns->owner;
 	if (!owner || !wanted(c->o, owner)) {
 		POP(st->links, st->n_links);
 		return 0;
 	}
+	/* Tunnel devices are Tunnels, not Links: reported as Links, the
+	 * agent's diff would delete them as unknown links. Their addresses
+	 * and the routes through them are still reported. */
+	if (!is_metal(ns) &&
+	    (tunnel_kind(l->kind) ||
+	     (e->veth && e->link && e->netnsid < 0 &&
+	      bpf_tunnel_pair(st, ns, e)))) {
+		POP(st->links, st->n_links);
+		e->owner = ns->owner;
+		return 0;
+	}
 	e->obj = l;
-	return set_common(&l->netns, &l->owner, ns, owner);
+	r = set_common(&l->netns, &l->owner, ns, owner);
+	e->owner = l->owner;
+	return r;
 }
 
 static bool ipv6_link_local(const char *prefix)
@@ -182,7 +261,7 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data)
 	    ifa->ifa_scope != RT_SCOPE_UNIVERSE)
 		return 0;
 	e = lk_find(c->ns, ifa->ifa_index);
-	if (!e || !e->obj)
+	if (!e || !e->owner)
 		return 0;
 	a = mt_kstate_add_addr(st);
 	if (!a)
@@ -193,8 +272,15 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data)
 		return r == -ENOMEM ? r : 0;
 	}
 	r = mt_kstate_set_str(&a->dev, e->name);
-	return r < 0 ? r
-		     : set_common(&a->netns, &a->owner, c->ns, e->obj->owner);
+	return r < 0 ? r : set_common(&a->netns, &a->owner, c->ns, e->owner);
+}
+
+/* Device names for route parsing: the namespace's link dump. */
+static const char *ns_ifname(void *data, uint32_t ifindex)
+{
+	const struct lk *e = lk_find(data, ifindex);
+
+	return e ? e->name : NULL;
 }
 
 static int route_cb(const struct nlmsghdr *nlh, void *data)
@@ -205,7 +291,6 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 	struct mt_route_meta meta;
 	Mt__Kernel__Route *rt;
 	const char *owner;
-	struct lk *e;
 	int r;
 
 	if (mnl_nlmsg_get_payload_len(nlh) < sizeof(*rtm) ||
@@ -214,17 +299,17 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 	rt = mt_kstate_add_route(st);
 	if (!rt)
 		return -ENOMEM;
-	r = mt_route_parse(nlh, rt, &meta);
+	r = mt_route_parse(nlh, rt, &meta, ns_ifname, c->ns);
 	if (r < 0 || (is_metal(c->ns) && rt->table != c->o->m->gre_table)) {
 		POP(st->routes, st->n_routes);
 		return r == -ENOMEM ? r : 0;
 	}
-	e = meta.oif ? lk_find(c->ns, meta.oif) : NULL;
-	if (e && (r = mt_kstate_set_str(&rt->dev, e->name)) < 0)
-		return r;
 	owner = c->ns->owner;
 	if (!owner) {
-		owner = mt_metal_owner(c->o->m, rt->dev);
+		/* a multipath route belongs to its first nexthop's owner */
+		owner = mt_metal_owner(c->o->m, rt->n_nexthops
+						    ? rt->nexthops[0]->dev
+						    : rt->dev);
 		if (!owner)
 			owner = "";
 		if (!wanted(c->o, owner)) {
@@ -607,6 +692,7 @@ static int add_sysctl(struct obs *o, struct ons *ns, const char *key,
 
 static const char *const cust_keys[] = {
     "net/ipv4/ip_forward",
+    "net/ipv4/fib_multipath_hash_policy",
     "net/ipv4/conf/all/rp_filter",
     "net/ipv4/conf/default/rp_filter",
     "net/ipv4/conf/" MT_CUST_VETH "/rp_filter",

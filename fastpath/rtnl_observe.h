@@ -14,14 +14,27 @@
  *    links (in the metal only owned names): name, kind, up, mtu, ifindex,
  *      and for a veth whose peer was found: peer_netns/peer_name (a metal
  *      veth's peer is looked for in the owned namespace of the same name; a
- *      customer-side veth's in the metal);
- *    addresses on those links (global scope; no fe80::/10), "addr/len";
+ *      customer-side veth's in the metal; a veth with both ends in one
+ *      namespace pairs there);
+ *      NOT tunnel devices, which the tunnel module reports as Tunnels (as
+ *      Links the agent's diff would delete them as unknown links): in
+ *      customer namespaces links of kind gre, gretap, ip6gre and ip6gretap,
+ *      and the veth pairs X / X".t" with both ends in the namespace (the
+ *      BPF tunnel's device and its wire end, gre_bpf.h);
+ *    addresses (global scope; no fe80::/10), "addr/len", on those links
+ *      and on tunnel devices (dev = X);
  *    routes of protocol MT_RTPROT (metal: gre_table only; namespaces: all
- *      tables), dev from RTA_OIF, IPv6 routes carry the kernel's metric;
+ *      tables), dev from RTA_OIF (tunnel devices included), IPv6 routes
+ *      carry the kernel's metric; prefsrc; a multipath route's nexthops in
+ *      the kernel's order (dev, gateway, weight), dev/gateway "" then; the
+ *      kernel stores a one-nexthop multipath route as a plain one, which is
+ *      reported as dev/gateway (route.c has what the kernel does);
+ *      a multipath route in the metal belongs to its first nexthop's owner;
  *    rules with priority in [rule_priority, +MT_RULE_RANGE), reported once
  *      when present in IPv4, IPv6 or both;
  *    sysctls: metal net/ipv4/ip_forward and net/ipv4/conf/<owned
- *      link>/rp_filter; namespaces net/ipv4/ip_forward and
+ *      link>/rp_filter; namespaces net/ipv4/ip_forward,
+ *      net/ipv4/fib_multipath_hash_policy and
  *      net/ipv4/conf/{all,default,metal0}/rp_filter (keys that do not exist
  *      are left out).
  * owner is set on everything: the customer (from the namespace or metal

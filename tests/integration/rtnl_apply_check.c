@@ -11,9 +11,14 @@
  * observe returns it; plan minus observed is empty (0 writes); a second
  * full apply succeeds (idempotent) and changes nothing observed; veth EEXIST
  * re-applies up; ownership refusals send nothing; errors map to the right
- * op inside a batch (with the kernel's extended ACK text); deletes (twice);
- * observe of N namespaces under 100 ms. */
+ * op inside a batch (with the kernel's extended ACK text); multipath
+ * routes (weights, order, replace in place without RTM_DELROUTE, IPv6,
+ * collapse to one nexthop), prefsrc, their validation errors, tunnel
+ * devices hidden from Links but not their addresses, the multipath hash
+ * sysctl; deletes (twice); observe of N namespaces under 100 ms. */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/rtnetlink.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,6 +33,7 @@
 #include "mt_kstate.h"
 #include "mt_log.h"
 #include "mt_metal.h"
+#include "netns.h"
 #include "nl.h"
 #include "rtnl_apply.h"
 #include "rtnl_observe.h"
@@ -121,6 +127,39 @@ static void add_route(Mt__Kernel__Plan *p, C act, const char *ns,
 	o.dev = (char *)dev;
 	o.gateway = (char *)gw;
 	o.metric = metric;
+	mt_plan_add(p, act, &o.base);
+}
+
+struct hop {
+	const char *dev, *gw;
+	uint32_t weight;
+};
+
+/* A route with prefsrc and nexthops (n may be 0, 1 to test refusals). */
+static void add_mp_route(Mt__Kernel__Plan *p, C act, const char *ns,
+			 uint32_t table, const char *dst, const char *dev,
+			 const char *gw, const char *prefsrc, uint32_t metric,
+			 const struct hop *hops, size_t n)
+{
+	Mt__Kernel__Route o = MT__KERNEL__ROUTE__INIT;
+	Mt__Kernel__Nexthop h[8], *hv[8];
+
+	o.netns = (char *)ns;
+	o.table = table;
+	o.dst = (char *)dst;
+	o.dev = (char *)dev;
+	o.gateway = (char *)gw;
+	o.prefsrc = (char *)prefsrc;
+	o.metric = metric;
+	for (size_t i = 0; i < n && i < 8; i++) {
+		mt__kernel__nexthop__init(&h[i]);
+		h[i].dev = (char *)hops[i].dev;
+		h[i].gateway = (char *)hops[i].gw;
+		h[i].weight = hops[i].weight;
+		hv[i] = &h[i];
+	}
+	o.nexthops = hv;
+	o.n_nexthops = n;
 	mt_plan_add(p, act, &o.base);
 }
 
@@ -223,6 +262,19 @@ static bool streq(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+static bool same_nexthops(const Mt__Kernel__Route *a,
+			  const Mt__Kernel__Route *b)
+{
+	if (a->n_nexthops != b->n_nexthops)
+		return false;
+	for (size_t i = 0; i < a->n_nexthops; i++)
+		if (!streq(a->nexthops[i]->dev, b->nexthops[i]->dev) ||
+		    !streq(a->nexthops[i]->gateway, b->nexthops[i]->gateway) ||
+		    a->nexthops[i]->weight != b->nexthops[i]->weight)
+			return false;
+	return true;
+}
+
 static bool satisfied(const Mt__Kernel__Op *op,
 		      const Mt__Kernel__KernelState *st)
 {
@@ -264,7 +316,9 @@ static bool satisfied(const Mt__Kernel__Op *op,
 			if (streq(r->netns, w->netns) && r->table == w->table &&
 			    streq(r->dst, w->dst) && streq(r->dev, w->dev) &&
 			    streq(r->gateway, w->gateway) &&
-			    r->metric == w->metric)
+			    r->metric == w->metric &&
+			    streq(r->prefsrc, w->prefsrc) &&
+			    same_nexthops(r, w))
 				return true;
 		}
 		return false;
@@ -489,6 +543,292 @@ static void check_refusals_and_errors(struct mt_rtnl *ctx)
 	       res[2]->message);
 	free_results(res, p->n_ops);
 	mt_plan_free(p);
+}
+
+/* ---- multipath routes, prefsrc, tunnel devices --------------------------- */
+
+/* Route notifications of a namespace, to prove a replace is in place. */
+static int open_route_events(void *arg)
+{
+	struct mnl_socket **out = arg;
+	struct mnl_socket *nl = mnl_socket_open(NETLINK_ROUTE);
+
+	if (!nl)
+		return -errno;
+	if (mnl_socket_bind(nl, RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE,
+			    MNL_SOCKET_AUTOPID) < 0) {
+		mnl_socket_close(nl);
+		return -errno;
+	}
+	fcntl(mnl_socket_get_fd(nl), F_SETFL, O_NONBLOCK);
+	*out = nl;
+	return 0;
+}
+
+static struct mnl_socket *route_events(const char *ns)
+{
+	struct mnl_socket *nl = NULL;
+	int nsfd = mt_netns_open(ns), home = open("/proc/self/ns/net",
+						   O_RDONLY | O_CLOEXEC);
+
+	CHECK(nsfd >= 0 && home >= 0);
+	CHECK(mt_netns_run(nsfd, home, open_route_events, &nl) == 0);
+	close(nsfd);
+	close(home);
+	return nl;
+}
+
+/* Counts the pending RTM_NEWROUTE (with NLM_F_REPLACE) and RTM_DELROUTE
+ * notifications of mt's protocol. */
+static void count_events(struct mnl_socket *nl, int *replaced, int *deleted)
+{
+	char b[16384];
+	ssize_t n;
+
+	*replaced = *deleted = 0;
+	while ((n = recv(mnl_socket_get_fd(nl), b, sizeof(b), 0)) > 0) {
+		const struct nlmsghdr *h = (const void *)b;
+		int left = (int)n;
+
+		for (; mnl_nlmsg_ok(h, left); h = mnl_nlmsg_next(h, &left)) {
+			const struct rtmsg *rtm = mnl_nlmsg_get_payload(h);
+
+			if (rtm->rtm_protocol != MT_RTPROT)
+				continue;
+			if (h->nlmsg_type == RTM_DELROUTE)
+				(*deleted)++;
+			else if (h->nlmsg_type == RTM_NEWROUTE &&
+				 (h->nlmsg_flags & NLM_F_REPLACE))
+				(*replaced)++;
+		}
+	}
+}
+
+static const Mt__Kernel__Route *find_route(const Mt__Kernel__KernelState *st,
+					   const char *ns, const char *dst,
+					   size_t *count)
+{
+	const Mt__Kernel__Route *r = NULL;
+
+	*count = 0;
+	for (size_t i = 0; i < st->n_routes; i++)
+		if (streq(st->routes[i]->netns, ns) &&
+		    streq(st->routes[i]->dst, dst)) {
+			r = st->routes[i];
+			(*count)++;
+		}
+	return r;
+}
+
+static bool hops_are(const Mt__Kernel__Route *r, const struct hop *h,
+		     size_t n)
+{
+	if (!r || r->n_nexthops != n || *r->dev || *r->gateway)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!streq(r->nexthops[i]->dev, h[i].dev) ||
+		    !streq(r->nexthops[i]->gateway, h[i].gw) ||
+		    r->nexthops[i]->weight != h[i].weight)
+			return false;
+	return true;
+}
+
+static void check_multipath(struct mt_rtnl *ctx)
+{
+	const char *ns = fmt("%sacme", pfx);
+	const uint32_t t = metal.cust_table;
+	struct hop h13[] = {{"tA", "", 1}, {"tB", "", 3}};
+	struct hop h23[] = {{"tA", "", 2}, {"tB", "", 3}};
+	struct hop h6[] = {{"tA", "fe80::1", 1}, {"tB", "fe80::2", 2}};
+	Mt__Kernel__Plan *p = mt_plan_new(), *rest;
+	Mt__Kernel__OpResult **res;
+	Mt__Kernel__KernelState *st;
+	const Mt__Kernel__Route *r;
+	struct mnl_socket *ev;
+	int replaced, deleted;
+	char cmd[256];
+	size_t cnt;
+	uint64_t w;
+
+	/* two BPF-tunnel-like pairs tX / tX.t inside the namespace, NOARP */
+	add_link(p, CREATE, ns, "tA", "veth", ns, "tA.t", 1476, true);
+	add_link(p, CREATE, ns, "tB", "veth", ns, "tB.t", 1476, true);
+	add_link(p, CREATE, ns, "vx", "veth", ns, "vy", 0, true); /* no tunnel */
+	add_addr(p, CREATE, ns, "lo", "192.0.2.77/32");
+	add_addr(p, CREATE, ns, "tA", "192.0.2.200/31");
+	add_sysctl(p, ns, "net/ipv4/fib_multipath_hash_policy", "1");
+	CHECK(apply(ctx, p, &w, NULL) == 0);
+	mt_plan_free(p);
+	for (const char *const *d = (const char *const[]){"tA", "tA.t", "tB",
+							  "tB.t", NULL};
+	     *d; d++) {
+		snprintf(cmd, sizeof(cmd), "ip -n %s link set %s arp off", ns,
+			 *d);
+		CHECK(system(cmd) == 0);
+	}
+
+	p = mt_plan_new();
+	add_mp_route(p, CREATE, ns, t, "198.51.100.0/24", "", "", "192.0.2.77",
+		     0, h13, 2);
+	add_mp_route(p, CREATE, ns, t, "198.51.101.0/24", MT_CUST_VETH, "",
+		     "192.0.2.77", 0, NULL, 0);
+	add_mp_route(p, CREATE, ns, t, "2001:db8:99::/48", "", "", "", 1024,
+		     h6, 2);
+	CHECK(apply(ctx, p, &w, NULL) == 0 && w == 3);
+	CHECK(ip_has(fmt("-n %s route show table %u 198.51.100.0/24", ns, t),
+		     "\"nexthops\":[{\"dev\":\"tA\",\"weight\":1,\"flags\":[]},"
+		     "{\"dev\":\"tB\",\"weight\":3,\"flags\":[]}]"));
+	CHECK(ip_has(fmt("-n %s route show table %u 198.51.101.0/24", ns, t),
+		     "\"prefsrc\":\"192.0.2.77\""));
+
+	st = observe(ctx);
+	r = find_route(st, ns, "198.51.100.0/24", &cnt);
+	CHECK(cnt == 1 && hops_are(r, h13, 2));
+	CHECK(r && streq(r->prefsrc, "192.0.2.77") && streq(r->owner, "acme"));
+	r = find_route(st, ns, "198.51.101.0/24", &cnt);
+	CHECK(cnt == 1 && r && streq(r->prefsrc, "192.0.2.77") &&
+	      streq(r->dev, MT_CUST_VETH) && r->n_nexthops == 0);
+	r = find_route(st, ns, "2001:db8:99::/48", &cnt);
+	CHECK(cnt == 1 && hops_are(r, h6, 2) && r->metric == 1024);
+	/* the tunnel devices are not Links; their addresses are reported */
+	CHECK(!find_link(st, ns, "tA") && !find_link(st, ns, "tA.t") &&
+	      !find_link(st, ns, "tB") && !find_link(st, ns, "tB.t"));
+	CHECK(find_link(st, ns, MT_CUST_VETH) != NULL);
+	{
+		const Mt__Kernel__Link *x = find_link(st, ns, "vx"),
+				       *y = find_link(st, ns, "vy");
+
+		CHECK(x && streq(x->peer_netns, ns) && streq(x->peer_name, "vy"));
+		CHECK(y && streq(y->peer_name, "vx"));
+	}
+	{
+		bool found = false;
+
+		for (size_t i = 0; i < st->n_addrs; i++)
+			if (streq(st->addrs[i]->netns, ns) &&
+			    streq(st->addrs[i]->dev, "tA") &&
+			    streq(st->addrs[i]->prefix, "192.0.2.200/31"))
+				found = streq(st->addrs[i]->owner, "acme");
+		CHECK(found);
+		found = false;
+		for (size_t i = 0; i < st->n_sysctls; i++)
+			if (streq(st->sysctls[i]->netns, ns) &&
+			    streq(st->sysctls[i]->key,
+				  "net/ipv4/fib_multipath_hash_policy"))
+				found = streq(st->sysctls[i]->value, "1");
+		CHECK(found);
+	}
+	rest = plan_minus(p, st);
+	CHECK(rest->n_ops == 0);
+	mt_plan_free(rest);
+	mt_kstate_free(st);
+	mt_plan_free(p);
+
+	/* a changed weight (and a dropped prefsrc) replaces in place */
+	ev = route_events(ns);
+	p = mt_plan_new();
+	add_mp_route(p, CREATE, ns, t, "198.51.100.0/24", "", "", "", 0, h23,
+		     2);
+	CHECK(apply(ctx, p, &w, NULL) == 0 && w == 1);
+	mt_plan_free(p);
+	if (ev) {
+		count_events(ev, &replaced, &deleted);
+		CHECK(replaced == 1 && deleted == 0);
+		mnl_socket_close(ev);
+	}
+	st = observe(ctx);
+	r = find_route(st, ns, "198.51.100.0/24", &cnt);
+	CHECK(cnt == 1 && hops_are(r, h23, 2) && r && !*r->prefsrc);
+	mt_kstate_free(st);
+
+	/* validation: nothing sent for the bad ops, each result names the
+	 * route and the problem */
+	p = mt_plan_new();
+	add_mp_route(p, CREATE, ns, t, "203.0.113.0/26", "", "", "", 0,
+		     (struct hop[]){{"tA", "", 0}, {"tB", "", 1}}, 2);
+	add_mp_route(p, CREATE, ns, t, "203.0.113.64/26", "", "", "", 0,
+		     (struct hop[]){{"tA", "", 1}, {"tB", "", 257}}, 2);
+	add_mp_route(p, CREATE, ns, t, "203.0.113.128/26", "", "", "", 0,
+		     (struct hop[]){{"tA", "", 1}}, 1);
+	add_mp_route(p, CREATE, ns, t, "203.0.113.192/26", "tA", "", "", 0,
+		     h13, 2);
+	add_mp_route(p, CREATE, ns, t, "203.0.113.0/27", "", "169.254.0.2", "",
+		     0, h13, 2);
+	add_mp_route(p, CREATE, ns, t, "203.0.113.32/27", "", "", "", 0,
+		     (struct hop[]){{"tA", "", 1}, {"nosuch", "", 1}}, 2);
+	add_mp_route(p, CREATE, ns, t, "203.0.113.96/27", "", "", "", 0, h13,
+		     2); /* valid */
+	add_mp_route(p, CREATE, ns, t, "203.0.113.160/27", MT_CUST_VETH, "",
+		     "2001:db8::1", 0, NULL, 0);
+	add_mp_route(p, CREATE, ns, t, "203.0.113.224/27", MT_CUST_VETH, "",
+		     "192.0.2.99", 0, NULL, 0); /* not local: the kernel */
+	CHECK(apply(ctx, p, &w, &res) == 8);
+	CHECK(w == 2); /* the valid one and the one the kernel refuses */
+	CHECK(res[0]->error == -EINVAL &&
+	      strstr(res[0]->message, "203.0.113.0/26") &&
+	      strstr(res[0]->message, "weight 0"));
+	CHECK(res[1]->error == -EINVAL && strstr(res[1]->message, "weight 257"));
+	CHECK(res[2]->error == -EINVAL &&
+	      strstr(res[2]->message, "exactly one nexthop"));
+	CHECK(res[3]->error == -EINVAL &&
+	      strstr(res[3]->message, "203.0.113.192/26") &&
+	      strstr(res[3]->message, "together with dev"));
+	CHECK(res[4]->error == -EINVAL &&
+	      strstr(res[4]->message, "169.254.0.2"));
+	CHECK(res[5]->error == -ENODEV &&
+	      strstr(res[5]->message, "203.0.113.32/27") &&
+	      strstr(res[5]->message, "nexthop device nosuch"));
+	CHECK(res[6]->error == 0);
+	CHECK(res[7]->error == -EINVAL && strstr(res[7]->message, "prefsrc"));
+	CHECK(res[8]->error == -EINVAL && strstr(res[8]->message, "(kernel: "));
+	for (size_t i = 0; i < p->n_ops; i++)
+		if (res[i]->error)
+			printf("refused: %s\n", res[i]->message);
+	free_results(res, p->n_ops);
+	mt_plan_free(p);
+	st = observe(ctx);
+	for (size_t i = 0; i < st->n_routes; i++)
+		if (streq(st->routes[i]->netns, ns) &&
+		    strncmp(st->routes[i]->dst, "203.0.113.", 10) == 0)
+			CHECK(streq(st->routes[i]->dst, "203.0.113.96/27"));
+	mt_kstate_free(st);
+
+	/* a nexthop device deleted: IPv4 drops the whole multipath route,
+	 * IPv6 only the sibling, leaving a single-path route (reported as
+	 * dev/gateway) */
+	p = mt_plan_new();
+	add_link(p, DELETE, ns, "tB", "", "", "", 0, false);
+	CHECK(apply(ctx, p, &w, NULL) == 0 && w == 1);
+	mt_plan_free(p);
+	st = observe(ctx);
+	find_route(st, ns, "198.51.100.0/24", &cnt);
+	CHECK(cnt == 0);
+	r = find_route(st, ns, "2001:db8:99::/48", &cnt);
+	CHECK(cnt == 1 && r && r->n_nexthops == 0 && streq(r->dev, "tA") &&
+	      streq(r->gateway, "fe80::1"));
+	mt_kstate_free(st);
+
+	/* clean up: the rest of the checks count the namespace's links */
+	p = mt_plan_new();
+	add_mp_route(p, DELETE, ns, t, "2001:db8:99::/48", "tA", "fe80::1", "",
+		     1024, NULL, 0);
+	add_mp_route(p, DELETE, ns, t, "198.51.101.0/24", MT_CUST_VETH, "", "",
+		     0, NULL, 0);
+	add_mp_route(p, DELETE, ns, t, "203.0.113.96/27", "", "", "", 0, h13,
+		     2);
+	add_link(p, DELETE, ns, "tA", "", "", "", 0, false);
+	add_link(p, DELETE, ns, "vx", "", "", "", 0, false);
+	add_addr(p, DELETE, ns, "lo", "192.0.2.77/32");
+	CHECK(apply(ctx, p, &w, NULL) == 0);
+	mt_plan_free(p);
+	st = observe(ctx);
+	for (size_t i = 0; i < st->n_routes; i++)
+		CHECK(!streq(st->routes[i]->netns, ns) ||
+		      st->routes[i]->table != t ||
+		      strncmp(st->routes[i]->dst, "203.", 4) != 0);
+	mt_kstate_free(st);
+	printf("multipath: weights, order, in-place replace, IPv6, collapse, "
+	       "prefsrc, refusals checked\n");
 }
 
 static void check_delete(struct mt_rtnl *ctx)
@@ -777,6 +1117,7 @@ int main(int argc, char **argv)
 		return 1;
 	check_customer(ctx);
 	check_refusals_and_errors(ctx);
+	check_multipath(ctx);
 	check_delete(ctx);
 	check_external_delete(ctx);
 	if (n > 0)

@@ -8,6 +8,7 @@
 
 #include "addr.h"
 #include "link.h"
+#include "mt_cleanup.h"
 #include "mt_kstate.h"
 #include "mt_metal.h"
 #include "mt_test.h"
@@ -149,8 +150,8 @@ static Mt__Kernel__Route *route_rt(const Mt__Kernel__Route *r,
 	Mt__Kernel__Route *o = calloc(1, sizeof(*o));
 
 	mt__kernel__route__init(o);
-	CHECK(mt_route_build(buf, sizeof(buf), CREATE, r, 9) > 0);
-	CHECK(mt_route_parse(msg(), o, meta) == 0);
+	CHECK(mt_route_build(buf, sizeof(buf), CREATE, r, 9, NULL) > 0);
+	CHECK(mt_route_parse(msg(), o, meta, NULL, NULL) == 0);
 	return o;
 }
 
@@ -198,23 +199,305 @@ static void test_route(void)
 	CHECK(meta.family == AF_INET6 && o->metric == 1024);
 	protobuf_c_message_free_unpacked(&o->base, NULL);
 
-	CHECK(mt_route_build(buf, sizeof(buf), DELETE, &r, 0) > 0);
+	CHECK(mt_route_build(buf, sizeof(buf), DELETE, &r, 0, NULL) > 0);
 	CHECK(msg()->nlmsg_type == RTM_DELROUTE);
 	rtm = mnl_nlmsg_get_payload(msg());
 	CHECK(rtm->rtm_protocol == MT_RTPROT);
 	CHECK(rtm->rtm_scope == RT_SCOPE_NOWHERE);
 
 	r.gateway = "169.254.0.3"; /* v4 gateway for a v6 dst */
-	CHECK(mt_route_build(buf, sizeof(buf), CREATE, &r, 0) == -EINVAL);
+	CHECK(mt_route_build(buf, sizeof(buf), CREATE, &r, 0, NULL) == -EINVAL);
 	r.dst = "203.0.113.1/24"; /* host bits */
-	CHECK(mt_route_build(buf, sizeof(buf), CREATE, &r, 0) == -EINVAL);
+	CHECK(mt_route_build(buf, sizeof(buf), CREATE, &r, 0, NULL) == -EINVAL);
 	r.dst = "203.0.113.0/24";
-	CHECK(mt_route_build(buf, 40, CREATE, &r, 0) == -EMSGSIZE);
+	CHECK(mt_route_build(buf, 40, CREATE, &r, 0, NULL) == -EMSGSIZE);
 
 	CHECK(mt_route_build_dump(buf, sizeof(buf), MT_RTPROT, 2000) > 0);
 	rtm = mnl_nlmsg_get_payload(msg());
 	CHECK(msg()->nlmsg_type == RTM_GETROUTE &&
 	      rtm->rtm_protocol == MT_RTPROT);
+}
+
+/* ifindex -> name for parsing: 9 = gre1, 10 = gre2, 11 = gre3. */
+static const char *test_ifname(void *data, uint32_t ifindex)
+{
+	static const char *const names[] = {"gre1", "gre2", "gre3"};
+
+	(void)data;
+	return ifindex >= 9 && ifindex <= 11 ? names[ifindex - 9] : NULL;
+}
+
+static Mt__Kernel__Nexthop *nh(Mt__Kernel__Nexthop *h, const char *dev,
+			       const char *gw, uint32_t weight)
+{
+	mt__kernel__nexthop__init(h);
+	h->dev = (char *)dev;
+	h->gateway = (char *)gw;
+	h->weight = weight;
+	return h;
+}
+
+static Mt__Kernel__Route *parse_new(struct mt_route_meta *meta)
+{
+	Mt__Kernel__Route *o = calloc(1, sizeof(*o));
+
+	mt__kernel__route__init(o);
+	CHECK(mt_route_parse(msg(), o, meta, test_ifname, NULL) == 0);
+	return o;
+}
+
+/* The raw RTA_MULTIPATH of the message in buf: rtnh_hops and ifindexes. */
+static size_t raw_nexthops(struct rtnexthop *out, size_t max)
+{
+	const struct nlattr *a;
+	size_t n = 0;
+
+	mnl_attr_for_each(a, msg(), sizeof(struct rtmsg))
+	{
+		const char *p;
+		size_t left;
+
+		if (mnl_attr_get_type(a) != RTA_MULTIPATH)
+			continue;
+		p = mnl_attr_get_payload(a);
+		left = mnl_attr_get_payload_len(a);
+		while (left >= sizeof(struct rtnexthop) && n < max) {
+			const struct rtnexthop *h = (const void *)p;
+
+			size_t step = (size_t)RTNH_ALIGN(h->rtnh_len);
+
+			out[n++] = *h;
+			if (step >= left)
+				break;
+			left -= step;
+			p += step;
+		}
+	}
+	return n;
+}
+
+static bool has_attr(uint16_t type)
+{
+	const struct nlattr *a;
+
+	mnl_attr_for_each(a, msg(), sizeof(struct rtmsg))
+	{
+		if (mnl_attr_get_type(a) == type)
+			return true;
+	}
+	return false;
+}
+
+static void test_route_multipath(void)
+{
+	Mt__Kernel__Route r = MT__KERNEL__ROUTE__INIT, *o;
+	Mt__Kernel__Nexthop h[3], *hv[3] = {&h[0], &h[1], &h[2]};
+	uint32_t idx[3] = {10, 9, 11};
+	struct mt_route_meta meta;
+	struct rtnexthop raw[4];
+	struct rtmsg *rtm;
+
+	r.table = 2001;
+	r.dst = "198.51.100.0/24";
+	r.prefsrc = "192.0.2.1";
+	r.metric = 10;
+	r.nexthops = hv;
+	r.n_nexthops = 3;
+	nh(&h[0], "gre2", "", 1);
+	nh(&h[1], "gre1", "", 3);
+	nh(&h[2], "gre3", "169.254.9.1", 256);
+	CHECK(mt_route_build(buf, sizeof(buf), CREATE, &r, 0, idx) > 0);
+	CHECK((msg()->nlmsg_flags & (NLM_F_CREATE | NLM_F_REPLACE)) ==
+	      (NLM_F_CREATE | NLM_F_REPLACE));
+	rtm = mnl_nlmsg_get_payload(msg());
+	CHECK(rtm->rtm_scope == RT_SCOPE_UNIVERSE);
+	CHECK(!has_attr(RTA_OIF) && !has_attr(RTA_GATEWAY));
+	CHECK(raw_nexthops(raw, 4) == 3);
+	CHECK(raw[0].rtnh_ifindex == 10 && raw[0].rtnh_hops == 0);
+	CHECK(raw[1].rtnh_ifindex == 9 && raw[1].rtnh_hops == 2);
+	CHECK(raw[2].rtnh_ifindex == 11 && raw[2].rtnh_hops == 255);
+	CHECK(raw[0].rtnh_len == (int)sizeof(struct rtnexthop));
+	CHECK(raw[2].rtnh_len == (int)sizeof(struct rtnexthop) + 8);
+	o = parse_new(&meta);
+	CHECK(meta.multipath && meta.oif == 0);
+	CHECK_STR(o->dev, "");
+	CHECK_STR(o->gateway, "");
+	CHECK_STR(o->prefsrc, "192.0.2.1");
+	CHECK(o->n_nexthops == 3);
+	if (o->n_nexthops == 3) {
+		CHECK_STR(o->nexthops[0]->dev, "gre2");
+		CHECK(o->nexthops[0]->weight == 1);
+		CHECK_STR(o->nexthops[0]->gateway, "");
+		CHECK_STR(o->nexthops[1]->dev, "gre1");
+		CHECK(o->nexthops[1]->weight == 3);
+		CHECK_STR(o->nexthops[2]->dev, "gre3");
+		CHECK_STR(o->nexthops[2]->gateway, "169.254.9.1");
+		CHECK(o->nexthops[2]->weight == 256);
+	}
+	protobuf_c_message_free_unpacked(&o->base, NULL);
+
+	/* a delete carries neither nexthops nor prefsrc */
+	CHECK(mt_route_build(buf, sizeof(buf), DELETE, &r, 0, NULL) > 0);
+	CHECK(!has_attr(RTA_MULTIPATH) && !has_attr(RTA_PREFSRC));
+	/* a create needs the nexthops' ifindexes */
+	CHECK(mt_route_build(buf, sizeof(buf), CREATE, &r, 0, NULL) ==
+	      -EINVAL);
+
+	/* IPv6, gateways on every nexthop; an unknown ifindex leaves dev "" */
+	r.dst = "2001:db8:100::/48";
+	r.prefsrc = "2001:db8::1";
+	r.n_nexthops = 2;
+	nh(&h[0], "gre1", "fe80::1", 2);
+	nh(&h[1], "gre9", "2001:db8:1::2", 5);
+	idx[0] = 9;
+	idx[1] = 99;
+	CHECK(mt_route_build(buf, sizeof(buf), CREATE, &r, 0, idx) > 0);
+	o = parse_new(&meta);
+	CHECK(meta.family == AF_INET6 && o->n_nexthops == 2);
+	CHECK_STR(o->prefsrc, "2001:db8::1");
+	if (o->n_nexthops == 2) {
+		CHECK_STR(o->nexthops[0]->dev, "gre1");
+		CHECK_STR(o->nexthops[0]->gateway, "fe80::1");
+		CHECK(o->nexthops[0]->weight == 2);
+		CHECK_STR(o->nexthops[1]->dev, "");
+		CHECK_STR(o->nexthops[1]->gateway, "2001:db8:1::2");
+	}
+	protobuf_c_message_free_unpacked(&o->base, NULL);
+}
+
+/* The kernel never sends a one-nexthop RTA_MULTIPATH (it stores a plain
+ * route); should one come, it is reported as dev/gateway. */
+static void test_route_multipath_one(void)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	Mt__Kernel__Route *o;
+	struct mt_route_meta meta;
+	struct rtnexthop *h;
+	struct nlattr *mp, *gw;
+	struct rtmsg *rtm;
+	uint8_t dst[4] = {198, 51, 100, 0}, via[4] = {169, 254, 9, 1};
+
+	nlh->nlmsg_type = RTM_NEWROUTE;
+	rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+	rtm->rtm_family = AF_INET;
+	rtm->rtm_dst_len = 24;
+	rtm->rtm_type = RTN_UNICAST;
+	rtm->rtm_protocol = MT_RTPROT;
+	mnl_attr_put_u32(nlh, RTA_TABLE, 2001);
+	mnl_attr_put(nlh, RTA_DST, 4, dst);
+	mp = mnl_attr_nest_start(nlh, RTA_MULTIPATH);
+	h = mnl_nlmsg_get_payload_tail(nlh);
+	memset(h, 0, sizeof(*h));
+	h->rtnh_ifindex = 10;
+	h->rtnh_hops = 4;
+	nlh->nlmsg_len += RTNH_ALIGN(sizeof(*h));
+	gw = mnl_nlmsg_get_payload_tail(nlh);
+	mnl_attr_put(nlh, RTA_GATEWAY, 4, via);
+	h->rtnh_len = (unsigned short)((char *)mnl_nlmsg_get_payload_tail(nlh) -
+				       (char *)h);
+	(void)gw;
+	mnl_attr_nest_end(nlh, mp);
+	o = parse_new(&meta);
+	CHECK(o->n_nexthops == 0 && meta.oif == 10);
+	CHECK_STR(o->dev, "gre2");
+	CHECK_STR(o->gateway, "169.254.9.1");
+	CHECK_STR(o->dst, "198.51.100.0/24");
+	protobuf_c_message_free_unpacked(&o->base, NULL);
+
+	/* a truncated rtnexthop is malformed */
+	h->rtnh_len = 200;
+	o = calloc(1, sizeof(*o));
+	mt__kernel__route__init(o);
+	CHECK(mt_route_parse(msg(), o, &meta, test_ifname, NULL) == -EINVAL);
+	protobuf_c_message_free_unpacked(&o->base, NULL);
+}
+
+static void test_route_check(void)
+{
+	Mt__Kernel__Route r = MT__KERNEL__ROUTE__INIT;
+	Mt__Kernel__Nexthop h[MT_ROUTE_NEXTHOPS_MAX + 1];
+	Mt__Kernel__Nexthop *hv[MT_ROUTE_NEXTHOPS_MAX + 1];
+	uint32_t idx[MT_ROUTE_NEXTHOPS_MAX];
+	char why[200];
+
+	for (size_t i = 0; i < MT_ARRAY_SIZE(h); i++)
+		hv[i] = nh(&h[i], "gre1", "", 1);
+	r.table = 2001;
+	r.dst = "198.51.100.0/24";
+	r.nexthops = hv;
+	r.n_nexthops = 2;
+	CHECK(mt_route_check(&r, true, why, sizeof(why)) == 0);
+
+	h[1].weight = 0;
+	CHECK(mt_route_check(&r, true, why, sizeof(why)) == -EINVAL);
+	CHECK_CONTAINS(why, "nexthops[1]");
+	CHECK_CONTAINS(why, "weight 0");
+	h[1].weight = 257;
+	CHECK(mt_route_check(&r, true, why, sizeof(why)) == -EINVAL);
+	CHECK_CONTAINS(why, "weight 257");
+	CHECK_CONTAINS(why, "1-256");
+	/* a delete sends no nexthops: not checked */
+	CHECK(mt_route_check(&r, false, why, sizeof(why)) == 0);
+	h[1].weight = 1;
+
+	r.n_nexthops = 1;
+	CHECK(mt_route_check(&r, true, why, sizeof(why)) == -EINVAL);
+	CHECK_CONTAINS(why, "exactly one nexthop");
+	r.n_nexthops = 2;
+
+	r.dev = "gre1";
+	CHECK(mt_route_check(&r, true, why, sizeof(why)) == -EINVAL);
+	CHECK_CONTAINS(why, "nexthops together with dev \"gre1\"");
+	r.dev = "";
+	r.gateway = "169.254.9.1";
+	CHECK(mt_route_check(&r, true, why, sizeof(why)) == -EINVAL);
+	CHECK_CONTAINS(why, "together with gateway \"169.254.9.1\"");
+	r.gateway = "";
+
+	h[0].dev = "";
+	CHECK(mt_route_check(&r, true, why, sizeof(why)) == -EINVAL);
+	CHECK_CONTAINS(why, "nexthops[0]: dev \"\"");
+	h[0].dev = "gre1";
+	h[0].gateway = "2001:db8::1";
+	CHECK(mt_route_check(&r, true, why, sizeof(why)) == -EINVAL);
+	CHECK_CONTAINS(why, "not an IPv4 address");
+	h[0].gateway = "";
+
+	r.prefsrc = "2001:db8::1";
+	CHECK(mt_route_check(&r, true, why, sizeof(why)) == -EINVAL);
+	CHECK_CONTAINS(why, "prefsrc \"2001:db8::1\"");
+	r.prefsrc = "192.0.2.300";
+	CHECK(mt_route_check(&r, true, why, sizeof(why)) == -EINVAL);
+	CHECK_CONTAINS(why, "prefsrc");
+	r.prefsrc = "192.0.2.1";
+	CHECK(mt_route_check(&r, true, why, sizeof(why)) == 0);
+
+	r.n_nexthops = MT_ROUTE_NEXTHOPS_MAX + 1;
+	CHECK(mt_route_check(&r, true, why, sizeof(why)) == -EINVAL);
+	CHECK_CONTAINS(why, "at most");
+
+	r.type = RTN_BLACKHOLE;
+	r.n_nexthops = 2;
+	CHECK(mt_route_check(&r, true, why, sizeof(why)) == -EINVAL);
+	r.type = 0;
+
+	/* IPv6 multipath needs gateways (the kernel refuses dev-only) */
+	r.dst = "2001:db8:100::/48";
+	r.prefsrc = "";
+	CHECK(mt_route_check(&r, true, why, sizeof(why)) == -EINVAL);
+	CHECK_CONTAINS(why, "needs a gateway");
+
+	/* the largest route fits one message */
+	r.prefsrc = "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff";
+	r.metric = 1024;
+	r.n_nexthops = MT_ROUTE_NEXTHOPS_MAX;
+	for (size_t i = 0; i < MT_ROUTE_NEXTHOPS_MAX; i++) {
+		h[i].gateway = "2001:db8:ffff:ffff:ffff:ffff:ffff:fffe";
+		h[i].weight = 256;
+		idx[i] = 9;
+	}
+	CHECK(mt_route_check(&r, true, why, sizeof(why)) == 0);
+	CHECK(mt_route_build(buf, sizeof(buf), CREATE, &r, 0, idx) > 0);
 }
 
 static void test_rule(void)
@@ -283,7 +566,7 @@ static void test_batch_overflow(void)
 		void *p = mt_nl_batch_current(b, &room);
 
 		CHECK(room >= MT_NL_MSG_MAX);
-		CHECK(mt_route_build(p, room, CREATE, &r, 3) > 0);
+		CHECK(mt_route_build(p, room, CREATE, &r, 3, NULL) > 0);
 		full = mt_nl_batch_add(b, (uint32_t)added++);
 	}
 	CHECK(added == MT_NL_BATCH_MSGS); /* the count cap comes first */
@@ -377,6 +660,18 @@ static void test_ownership(void)
 	CHECK_CONTAINS(why, "table 254");
 	r.netns = "mt0-acme";
 	CHECK(check(&m, &op, why) == 0);
+	{
+		Mt__Kernel__Nexthop h = MT__KERNEL__NEXTHOP__INIT, *hv[] = {&h};
+
+		h.dev = "gre1";
+		h.weight = 1;
+		r.nexthops = hv;
+		r.n_nexthops = 1;
+		CHECK(check(&m, &op, why) == -EINVAL);
+		CHECK_CONTAINS(why, "exactly one nexthop");
+		r.n_nexthops = 0;
+		r.nexthops = NULL;
+	}
 
 	op.object_case = MT__KERNEL__OP__OBJECT_RULE;
 	op.rule = &ru;
@@ -445,6 +740,9 @@ int main(void)
 	RUN(test_link_set_delete);
 	RUN(test_addr);
 	RUN(test_route);
+	RUN(test_route_multipath);
+	RUN(test_route_multipath_one);
+	RUN(test_route_check);
 	RUN(test_rule);
 	RUN(test_ext_ack);
 	RUN(test_batch_overflow);
