@@ -359,7 +359,13 @@ static void rtnl_event(struct mt_monitor *mon, struct watch *w,
 				mnl_attr_get_u32(tb[RTA_OIF]), ifname) : NULL;
 			if (!owner)
 				owner = ""; /* a foreign route in our table */
-		} else if (rtm->rtm_protocol != MT_RTPROT) {
+		} else if (rtm->rtm_protocol != MT_RTPROT &&
+			   !(nlh->nlmsg_type == RTM_NEWROUTE &&
+			     (nlh->nlmsg_flags & NLM_F_REPLACE) &&
+			     (table == m->cust_table ||
+			      table == m->cust_table_alt))) {
+			/* a foreign route that replaced one in mt's tables
+			 * (ip route replace without proto 77) is drift too */
 			return;
 		}
 		snprintf(what, sizeof(what), "route in table %u %s", table,
