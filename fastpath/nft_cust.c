@@ -1,0 +1,1050 @@
+#include "nft_cust.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netlink.h>
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/common.h>
+#include <libnftnl/gen.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/table.h>
+
+#include "mt_cleanup.h"
+#include "mt_kstate.h"
+#include "mt_log.h"
+#include "netns.h"
+#include "nft_batch.h"
+#include "nft_cust_rules.h"
+
+#define READ_ATTEMPTS 5
+#define APPLY_ATTEMPTS 4
+#define RECV_BUF_SIZE (64 * 1024)
+#define REQ_MSG_SIZE 512 /* one GET or dump request */
+
+/* ---- the socket cache ---- */
+
+struct cust_ns {
+	struct cust_ns *next; /* hash chain */
+	char name[NAME_MAX + 1];
+	dev_t dev; /* the namespace the socket lives in */
+	ino_t ino;
+	struct mnl_socket *nl;
+	/* The last consistent read of mt's table there, still the kernel's
+	 * while the namespace's generation id is st.genid. */
+	struct mt_nft_cust_state st;
+	bool cached;
+	bool seen; /* scratch for observe's sweep */
+};
+
+struct mt_nft_cust {
+	const struct mt_metal *m;
+	int home_fd; /* the metal's namespace */
+	struct cust_ns **buckets;
+	size_t n_buckets, n;
+	char *rbuf; /* RECV_BUF_SIZE */
+};
+
+static uint32_t name_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (uint8_t)*s++) * 16777619u;
+	return h;
+}
+
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int mt_nft_cust_new(const struct mt_metal *m, struct mt_nft_cust **out)
+{
+	struct mt_nft_cust *c = calloc(1, sizeof(*c));
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	c->m = m;
+	c->n_buckets = 256;
+	c->buckets = calloc(c->n_buckets, sizeof(*c->buckets));
+	c->rbuf = malloc(RECV_BUF_SIZE);
+	if (!c->buckets || !c->rbuf) {
+		free(c->buckets);
+		free(c->rbuf);
+		free(c);
+		return -ENOMEM;
+	}
+	r = mt_netns_open("");
+	if (r < 0) {
+		free(c->buckets);
+		free(c->rbuf);
+		free(c);
+		return r;
+	}
+	c->home_fd = r;
+	raise_nofile();
+	*out = c;
+	return 0;
+}
+
+static void ns_free(struct cust_ns *ns)
+{
+	if (ns->nl)
+		mnl_socket_close(ns->nl);
+	mt_nft_cust_state_fini(&ns->st);
+	free(ns);
+}
+
+void mt_nft_cust_free(struct mt_nft_cust *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n_buckets; i++) {
+		struct cust_ns *ns = c->buckets[i], *next;
+
+		for (; ns; ns = next) {
+			next = ns->next;
+			ns_free(ns);
+		}
+	}
+	free(c->buckets);
+	free(c->rbuf);
+	if (c->home_fd >= 0)
+		close(c->home_fd);
+	free(c);
+}
+
+static struct cust_ns **ns_slot(struct mt_nft_cust *c, const char *name)
+{
+	struct cust_ns **p = &c->buckets[name_hash(name) % c->n_buckets];
+
+	while (*p && strcmp((*p)->name, name) != 0)
+		p = &(*p)->next;
+	return p;
+}
+
+/* Forgets the socket of name (no-op when none is cached). */
+static void ns_drop(struct mt_nft_cust *c, const char *name)
+{
+	struct cust_ns **p = ns_slot(c, name), *ns = *p;
+
+	if (!ns)
+		return;
+	*p = ns->next;
+	c->n--;
+	ns_free(ns);
+}
+
+static void buckets_grow(struct mt_nft_cust *c)
+{
+	size_t n = c->n_buckets * 4;
+	struct cust_ns **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return; /* longer chains, still correct */
+	for (size_t i = 0; i < c->n_buckets; i++) {
+		struct cust_ns *ns = c->buckets[i], *next;
+
+		for (; ns; ns = next) {
+			size_t h = name_hash(ns->name) % n;
+
+			next = ns->next;
+			ns->next = b[h];
+			b[h] = ns;
+		}
+	}
+	free(c->buckets);
+	c->buckets = b;
+	c->n_buckets = n;
+}
+
+static int open_inside(void *arg)
+{
+	return mt_nft_socket_open(arg);
+}
+
+/* The socket of namespace name, whose /run/netns entry is dev/ino (read by
+ * the caller): the cached one when it lives in that namespace, else a new
+ * one opened inside it. -ENOENT when the namespace is gone. */
+static int ns_get(struct mt_nft_cust *c, const char *name, dev_t dev, ino_t ino,
+		  struct cust_ns **out)
+{
+	struct cust_ns **p = ns_slot(c, name), *ns = *p;
+	_cleanup_close_ int nsfd = -1;
+	int r;
+
+	if (ns && ns->dev == dev && ns->ino == ino) {
+		*out = ns;
+		return 0;
+	}
+	if (ns)
+		ns_drop(c, name); /* replaced behind our back */
+	if (strlen(name) >= sizeof(ns->name))
+		return -ENAMETOOLONG;
+	nsfd = mt_netns_open(name);
+	if (nsfd < 0)
+		return nsfd;
+	ns = calloc(1, sizeof(*ns));
+	if (!ns)
+		return -ENOMEM;
+	snprintf(ns->name, sizeof(ns->name), "%s", name);
+	/* The identity of what is entered, not of what was listed. */
+	r = mt_netns_ident(nsfd, &ns->dev, &ns->ino);
+	if (r == 0)
+		r = mt_netns_run(nsfd, c->home_fd, open_inside, &ns->nl);
+	if (r < 0) {
+		ns_free(ns);
+		return r;
+	}
+	if (c->n >= c->n_buckets)
+		buckets_grow(c);
+	p = ns_slot(c, name);
+	ns->next = *p;
+	*p = ns;
+	c->n++;
+	*out = ns;
+	return 0;
+}
+
+/* ---- reading one namespace ---- */
+
+/* The requests of one read, sent in one sendmsg and answered in this order:
+ * the generation id, the table, the chain, the chain's rules (a dump), the
+ * generation id again. The GETs go without NLM_F_ACK: each is answered by
+ * exactly one message, its reply or an error. The kernel runs the requests of
+ * one skb in turn, and produces a dump's first part while handling its request,
+ * so the second id is taken after the rules were read (a dump that needs more
+ * parts is flagged NLM_F_DUMP_INTR if the ruleset changes between them). */
+enum { Q_GEN0, Q_TABLE, Q_CHAIN, Q_RULES, Q_GEN1, Q_N };
+
+struct read_ctx {
+	uint32_t seq[Q_N];
+	bool done[Q_N];
+	int err[Q_N];
+	uint32_t gen[2];
+	bool intr;
+	int cb_err;
+	const char *table;
+	struct mt_nft_cust_state *st;
+};
+
+/* Builds the requests of mask (bits 1 << Q_*) into buf. 0 or -ENOMEM. */
+static int build_requests(char *buf, size_t *len, const char *table,
+			  unsigned mask, struct read_ctx *rc)
+{
+	static const uint16_t type[Q_N] = {
+	    NFT_MSG_GETGEN,  NFT_MSG_GETTABLE, NFT_MSG_GETCHAIN,
+	    NFT_MSG_GETRULE, NFT_MSG_GETGEN,
+	};
+	struct nftnl_table *t = nftnl_table_alloc();
+	struct nftnl_chain *ch = nftnl_chain_alloc();
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	size_t off = 0;
+	int ret = -ENOMEM;
+
+	/* Without its filter a dump would list every table's rules. */
+	if (!t || !ch || !r)
+		goto out;
+	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, table);
+	nftnl_chain_set_u32(ch, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
+	nftnl_chain_set_str(ch, NFTNL_CHAIN_TABLE, table);
+	nftnl_chain_set_str(ch, NFTNL_CHAIN_NAME, MT_NFT_CUST_MSS_CHAIN);
+	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
+	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, MT_NFT_CUST_MSS_CHAIN);
+
+	memset(buf, 0, Q_N * REQ_MSG_SIZE); /* libmnl leaves padding unset */
+	for (int q = 0; q < Q_N; q++) {
+		struct nlmsghdr *nlh;
+
+		if (!(mask & (1u << q))) {
+			rc->done[q] = true;
+			continue;
+		}
+		rc->seq[q] = mt_nft_seq_next();
+		nlh = nftnl_nlmsg_build_hdr(
+		    buf + off, type[q],
+		    type[q] == NFT_MSG_GETGEN ? AF_UNSPEC : NFPROTO_INET,
+		    q == Q_RULES ? NLM_F_DUMP : 0, rc->seq[q]);
+		if (q == Q_TABLE)
+			nftnl_table_nlmsg_build_payload(nlh, t);
+		else if (q == Q_CHAIN)
+			nftnl_chain_nlmsg_build_payload(nlh, ch);
+		else if (q == Q_RULES)
+			nftnl_rule_nlmsg_build_payload(nlh, r);
+		off += NLMSG_ALIGN(nlh->nlmsg_len);
+	}
+	*len = off;
+	ret = 0;
+out:
+	if (t)
+		nftnl_table_free(t);
+	if (ch)
+		nftnl_chain_free(ch);
+	if (r)
+		nftnl_rule_free(r);
+	return ret;
+}
+
+static int parse_reply(struct read_ctx *rc, int q, const struct nlmsghdr *nlh)
+{
+	struct mt_nft_cust_state *st = rc->st;
+	int r = 0;
+
+	switch (q) {
+	case Q_GEN0:
+	case Q_GEN1: {
+		struct nftnl_gen *g = nftnl_gen_alloc();
+
+		if (!g)
+			return -ENOMEM;
+		if (nftnl_gen_nlmsg_parse(nlh, g) < 0)
+			r = -EBADMSG;
+		else
+			rc->gen[q == Q_GEN1] =
+			    nftnl_gen_get_u32(g, NFTNL_GEN_ID);
+		nftnl_gen_free(g);
+		return r;
+	}
+	case Q_TABLE: {
+		struct nftnl_table *t = nftnl_table_alloc();
+
+		if (!t)
+			return -ENOMEM;
+		if (nftnl_table_nlmsg_parse(nlh, t) < 0) {
+			r = -EBADMSG;
+		} else {
+			uint32_t flags =
+			    nftnl_table_is_set(t, NFTNL_TABLE_FLAGS)
+				? nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS)
+				: 0;
+
+			st->table = true;
+			st->dormant = flags & NFT_TABLE_F_DORMANT;
+			st->owned = flags & NFT_TABLE_F_OWNER;
+		}
+		nftnl_table_free(t);
+		return r;
+	}
+	case Q_CHAIN: {
+		struct nftnl_chain *ch = nftnl_chain_alloc();
+
+		if (!ch)
+			return -ENOMEM;
+		if (nftnl_chain_nlmsg_parse(nlh, ch) < 0) {
+			r = -EBADMSG;
+		} else {
+			st->chain = true;
+			st->chain_ok = mt_nft_cust_mss_chain_ok(ch);
+		}
+		nftnl_chain_free(ch);
+		return r;
+	}
+	case Q_RULES: {
+		struct nftnl_rule *rule = nftnl_rule_alloc();
+
+		if (!rule)
+			return -ENOMEM;
+		const char *tb, *chn;
+
+		if (nftnl_rule_nlmsg_parse(nlh, rule) < 0) {
+			r = -EBADMSG;
+		} else {
+			tb = nftnl_rule_get_str(rule, NFTNL_RULE_TABLE);
+			chn = nftnl_rule_get_str(rule, NFTNL_RULE_CHAIN);
+			/* the kernel filtered the dump; be sure anyway */
+			if (tb && chn && !strcmp(tb, rc->table) &&
+			    !strcmp(chn, MT_NFT_CUST_MSS_CHAIN))
+				r = mt_nft_cust_state_add(st, rule);
+		}
+		nftnl_rule_free(rule);
+		return r;
+	}
+	default:
+		return 0;
+	}
+}
+
+static int parse_err(const struct nlmsghdr *nlh)
+{
+	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+
+	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
+		return -EBADMSG;
+	return e->error > 0 ? -e->error : e->error;
+}
+
+/* One pass: send the requests of mask, read every answer. */
+static int read_once(struct mt_nft_cust *c, struct cust_ns *ns, unsigned mask,
+		     struct read_ctx *rc)
+{
+	char req[Q_N * REQ_MSG_SIZE];
+	uint32_t portid = mnl_socket_get_portid(ns->nl);
+	size_t len, left = (size_t)__builtin_popcount(mask);
+
+	int r = build_requests(req, &len, c->m->cust_nft_table, mask, rc);
+
+	if (r < 0)
+		return r;
+	if (mnl_socket_sendto(ns->nl, req, len) < 0)
+		return mt_neg_errno();
+	while (left) {
+		ssize_t got =
+		    mnl_socket_recvfrom(ns->nl, c->rbuf, RECV_BUF_SIZE);
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)c->rbuf;
+		int rem = (int)got;
+
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? -ETIMEDOUT : mt_neg_errno();
+		}
+		for (; mnl_nlmsg_ok(nlh, rem);
+		     nlh = mnl_nlmsg_next(nlh, &rem)) {
+			int q;
+
+			if (nlh->nlmsg_pid != portid)
+				continue;
+			for (q = 0; q < Q_N; q++)
+				if (!rc->done[q] &&
+				    nlh->nlmsg_seq == rc->seq[q])
+					break;
+			if (q == Q_N)
+				continue; /* stale: an earlier read's */
+			if (nlh->nlmsg_flags & NLM_F_DUMP_INTR)
+				rc->intr = true;
+			if (nlh->nlmsg_type == NLMSG_ERROR ||
+			    nlh->nlmsg_type == NLMSG_DONE) {
+				if (nlh->nlmsg_type == NLMSG_ERROR)
+					rc->err[q] = parse_err(nlh);
+				rc->done[q] = true;
+				left--;
+				continue;
+			}
+			if (!rc->cb_err)
+				rc->cb_err = parse_reply(rc, q, nlh);
+			/* A GET without NLM_F_ACK: its one reply ends it. */
+			if (q != Q_RULES) {
+				rc->done[q] = true;
+				left--;
+			}
+		}
+	}
+	if (rc->cb_err)
+		return rc->cb_err;
+	for (int q = 0; q < Q_N; q++) {
+		/* No table or no chain: ENOENT, which is an answer. */
+		if (rc->err[q] == -ENOENT && (q == Q_TABLE || q == Q_CHAIN))
+			continue;
+		if (rc->err[q])
+			return rc->err[q];
+	}
+	return 0;
+}
+
+/* A consistent read of mt's table in ns into st: both generation ids
+ * agree and no dump part was interrupted, else read again. */
+static int read_full(struct mt_nft_cust *c, struct cust_ns *ns,
+		     struct mt_nft_cust_state *st)
+{
+	for (int attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
+		struct read_ctx rc = {.st = st, .table = c->m->cust_nft_table};
+		int r;
+
+		mt_nft_cust_state_fini(st);
+		r = read_once(c, ns, (1u << Q_N) - 1, &rc);
+		if (r < 0)
+			return r;
+		if (!rc.intr && rc.gen[0] == rc.gen[1]) {
+			st->genid = rc.gen[0];
+			return 0;
+		}
+	}
+	return -EAGAIN;
+}
+
+/* The state of mt's table in ns (*out points into ns). Listing a chain
+ * costs about four times as much as asking for the generation id, so the
+ * last read is kept and reused while the namespace's generation id has not
+ * moved (any commit there, by anyone, moves it). On a failure that leaves
+ * the socket in an unknown state (a timeout, half a dump unread) the
+ * namespace is dropped from the cache: the caller must not use ns after an
+ * error. */
+static int ns_state(struct mt_nft_cust *c, struct cust_ns *ns,
+		    const struct mt_nft_cust_state **out)
+{
+	int r;
+
+	if (ns->cached) {
+		struct read_ctx rc = {.st = &ns->st,
+				      .table = c->m->cust_nft_table};
+
+		r = read_once(c, ns, 1u << Q_GEN0, &rc);
+		if (r == 0 && rc.gen[0] == ns->st.genid) {
+			*out = &ns->st;
+			return 0;
+		}
+		ns->cached = false;
+		if (r < 0)
+			goto fail;
+	}
+	r = read_full(c, ns, &ns->st);
+	if (r < 0)
+		goto fail;
+	/* A table owned by another socket disappears with it without a
+	 * generation change: never trust a copy of that. */
+	ns->cached = !ns->st.owned;
+	*out = &ns->st;
+	return 0;
+fail:
+	mt_nft_cust_state_fini(&ns->st);
+	if (r != -ENOMEM && r != -EPERM && r != -EAGAIN)
+		ns_drop(c, ns->name);
+	return r;
+}
+
+/* ---- apply ---- */
+
+static Mt__Kernel__OpResult *result_get(Mt__Kernel__OpResult **results,
+					size_t i)
+{
+	if (!results[i]) {
+		results[i] = malloc(sizeof(*results[i]));
+		if (!results[i])
+			return NULL;
+		mt__kernel__op_result__init(results[i]);
+	}
+	return results[i];
+}
+
+static void result_set(Mt__Kernel__OpResult **results, size_t i, int error,
+		       const char *msg)
+{
+	Mt__Kernel__OpResult *res = result_get(results, i);
+
+	if (!res)
+		return;
+	res->error = error;
+	(void)mt_kstate_set_str(&res->message, msg);
+}
+
+static void result_err(Mt__Kernel__Op *const *ops,
+		       Mt__Kernel__OpResult **results, size_t i, int error,
+		       const char *why)
+{
+	char desc[256], msg[768];
+
+	snprintf(msg, sizeof(msg), "%s: %s%s%s",
+		 mt_op_describe(ops[i], desc, sizeof(desc)), strerror(-error),
+		 why && *why ? ": " : "", why ? why : "");
+	result_set(results, i, error, msg);
+}
+
+/* Every op of a namespace's group: the failing one with its error, the
+ * others cancelled. */
+static void group_abort(Mt__Kernel__Op *const *ops, const size_t *idx, size_t n,
+			Mt__Kernel__OpResult **results, size_t failed,
+			int error, const char *why)
+{
+	char fdesc[256], desc[256], msg[768];
+
+	mt_op_describe(ops[failed], fdesc, sizeof(fdesc));
+	for (size_t k = 0; k < n; k++) {
+		if (idx[k] == failed) {
+			result_err(ops, results, failed, error, why);
+			continue;
+		}
+		snprintf(msg, sizeof(msg),
+			 "%s: not applied: transaction aborted by %s",
+			 mt_op_describe(ops[idx[k]], desc, sizeof(desc)),
+			 fdesc);
+		result_set(results, idx[k], -ECANCELED, msg);
+	}
+}
+
+static void group_all(Mt__Kernel__Op *const *ops, const size_t *idx, size_t n,
+		      Mt__Kernel__OpResult **results, int error,
+		      const char *why)
+{
+	for (size_t k = 0; k < n; k++)
+		result_err(ops, results, idx[k], error, why);
+}
+
+/* Starts a message of an nftnl object, builds its payload, closes it. */
+#define BATCH_OBJ(b, type, flags, tag, build, obj)                    \
+	({                                                            \
+		struct nlmsghdr *_nlh = mt_nft_batch_msg(             \
+		    (b), (type), NFPROTO_INET, (flags), (long)(tag)); \
+		int _r = -ENOMEM;                                     \
+		if (_nlh) {                                           \
+			build(_nlh, (obj));                           \
+			_r = mt_nft_batch_msg_end(b);                 \
+		}                                                     \
+		_r;                                                   \
+	})
+
+/* Appends the message of one planned step. */
+static int batch_act(struct mt_nft_batch *b, const char *table,
+		     const struct mt_nft_cust_act *a)
+{
+	struct nftnl_table *t;
+	struct nftnl_chain *ch;
+	struct nftnl_rule *rule;
+	int r = -ENOMEM;
+
+	switch (a->type) {
+	case MT_NFT_CUST_NEWTABLE:
+		if (!(t = mt_nft_cust_table_new(table)))
+			return -ENOMEM;
+		r = BATCH_OBJ(b, NFT_MSG_NEWTABLE, NLM_F_CREATE, a->op,
+			      nftnl_table_nlmsg_build_payload, t);
+		nftnl_table_free(t);
+		return r;
+	case MT_NFT_CUST_NEWCHAIN:
+		if (!(ch = mt_nft_cust_mss_chain_new(table)))
+			return -ENOMEM;
+		r = BATCH_OBJ(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, a->op,
+			      nftnl_chain_nlmsg_build_payload, ch);
+		nftnl_chain_free(ch);
+		return r;
+	case MT_NFT_CUST_DELCHAIN:
+		/* By name only (with a hook the kernel would take it for a
+		 * hook deletion of a netdev chain); the rules go with it. */
+		if (!(ch = nftnl_chain_alloc()))
+			return -ENOMEM;
+		nftnl_chain_set_u32(ch, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
+		nftnl_chain_set_str(ch, NFTNL_CHAIN_TABLE, table);
+		nftnl_chain_set_str(ch, NFTNL_CHAIN_NAME,
+				    MT_NFT_CUST_MSS_CHAIN);
+		r = BATCH_OBJ(b, NFT_MSG_DELCHAIN, 0, a->op,
+			      nftnl_chain_nlmsg_build_payload, ch);
+		nftnl_chain_free(ch);
+		return r;
+	case MT_NFT_CUST_DELRULE:
+		if (!(rule = nftnl_rule_alloc()))
+			return -ENOMEM;
+		nftnl_rule_set_u32(rule, NFTNL_RULE_FAMILY, NFPROTO_INET);
+		nftnl_rule_set_str(rule, NFTNL_RULE_TABLE, table);
+		nftnl_rule_set_str(rule, NFTNL_RULE_CHAIN,
+				   MT_NFT_CUST_MSS_CHAIN);
+		nftnl_rule_set_u64(rule, NFTNL_RULE_HANDLE, a->handle);
+		r = BATCH_OBJ(b, NFT_MSG_DELRULE, 0, a->op,
+			      nftnl_rule_nlmsg_build_payload, rule);
+		nftnl_rule_free(rule);
+		return r;
+	case MT_NFT_CUST_NEWRULE:
+		rule = mt_nft_cust_mss_rule_new(table, a->dev, a->mss, a->dir);
+		if (!rule)
+			return errno == EINVAL ? -EINVAL : -ENOMEM;
+		r = BATCH_OBJ(b, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND,
+			      a->op, nftnl_rule_nlmsg_build_payload, rule);
+		nftnl_rule_free(rule);
+		return r;
+	}
+	return -EINVAL;
+}
+
+/* The transaction of one namespace's ops (checked, in order). Returns 0 or
+ * the error of the group (results filled either way). */
+static int group_apply(struct mt_nft_cust *c, const char *netns,
+		       Mt__Kernel__Op *const *ops, const size_t *idx, size_t n,
+		       Mt__Kernel__OpResult **results, uint64_t *writes)
+{
+	const char *table = c->m->cust_nft_table;
+	struct cust_ns *ns;
+	dev_t dev;
+	ino_t ino;
+	int r;
+
+	r = mt_netns_stat(netns, &dev, &ino);
+	if (r == 0)
+		r = ns_get(c, netns, dev, ino, &ns);
+	if (r == -ENOENT) {
+		int ret = 0;
+
+		ns_drop(c, netns);
+		for (size_t k = 0; k < n; k++) {
+			if (ops[idx[k]]->action ==
+			    MT__KERNEL__OP__ACTION__DELETE) {
+				result_set(results, idx[k], 0, "");
+				continue;
+			}
+			result_err(ops, results, idx[k], -ENOENT,
+				   "the namespace does not exist");
+			ret = -ENOENT;
+		}
+		return ret;
+	}
+	if (r < 0) {
+		group_all(ops, idx, n, results, r,
+			  "opening an nftables socket in the namespace");
+		return r;
+	}
+
+	for (int attempt = 0; attempt < APPLY_ATTEMPTS; attempt++) {
+		_cleanup_nft_batch_ struct mt_nft_batch *b = NULL;
+		_cleanup_free_ struct mt_nft_cust_act *acts = NULL;
+		const struct mt_nft_cust_state *st;
+		const char *extack = NULL;
+		size_t n_acts = 0, count;
+
+		r = ns_state(c, ns, &st);
+		if (r < 0) {
+			group_all(ops, idx, n, results, r,
+				  "reading mt's nft table in the namespace");
+			return r;
+		}
+		r = mt_nft_cust_plan(st, ops, idx, n, &acts, &n_acts);
+		b = r == 0 ? mt_nft_batch_new(st->genid) : NULL;
+		if (!b) {
+			r = -ENOMEM;
+			group_all(ops, idx, n, results, r, NULL);
+			return r;
+		}
+		for (size_t i = 0; i < n_acts && r == 0; i++)
+			r = batch_act(b, table, &acts[i]);
+		if (r < 0) {
+			group_all(ops, idx, n, results, r,
+				  "building the nft transaction");
+			return r;
+		}
+		count = mt_nft_batch_count(b);
+		r = mt_nft_batch_send(b, ns->nl);
+		/* A commit moves the generation id: the next read lists the
+		 * chain again (the new rules' handles are the kernel's). */
+		if (count)
+			ns->cached = false;
+		if (r == -ERESTART)
+			continue; /* the ruleset changed since the read */
+		if (r == 0) {
+			if (writes)
+				*writes += count;
+			for (size_t k = 0; k < n; k++)
+				result_set(results, idx[k], 0, "");
+			return 0;
+		}
+		/* Aborted: the first failing message names its op. */
+		for (size_t i = 0; i < count; i++) {
+			int e = mt_nft_batch_error(b, i, &extack);
+
+			if (e) {
+				group_abort(ops, idx, n, results,
+					    (size_t)mt_nft_batch_tag(b, i), e,
+					    extack);
+				return e;
+			}
+		}
+		if (mt_nft_batch_error_batch(b, &extack) == 0)
+			ns_drop(c, netns); /* a local failure: fresh socket */
+		group_all(ops, idx, n, results, r,
+			  extack ? extack : "nft transaction failed");
+		return r;
+	}
+	r = -EAGAIN;
+	group_all(ops, idx, n, results, r,
+		  "the namespace's nftables ruleset kept changing");
+	return r;
+}
+
+/* Groups ops by namespace, keeping their order within a namespace. */
+static int idx_cmp(const void *a, const void *b, void *data)
+{
+	Mt__Kernel__Op *const *ops = data;
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	int c = strcmp(ops[x]->mss_clamp->netns, ops[y]->mss_clamp->netns);
+
+	if (c)
+		return c;
+	return x < y ? -1 : x > y;
+}
+
+static bool groupable(const Mt__Kernel__Op *op)
+{
+	return op->object_case == MT__KERNEL__OP__OBJECT_MSS_CLAMP &&
+	       op->mss_clamp && op->mss_clamp->netns;
+}
+
+int mt_nft_cust_apply(struct mt_nft_cust *c, Mt__Kernel__Op *const *ops,
+		      size_t n, Mt__Kernel__OpResult **results,
+		      uint64_t *writes)
+{
+	_cleanup_free_ size_t *idx = NULL;
+	_cleanup_free_ int *refused = NULL;
+	size_t n_idx = 0;
+	int ret = 0;
+
+	if (n == 0)
+		return 0;
+	idx = calloc(n, sizeof(*idx));
+	refused = calloc(n, sizeof(*refused));
+	if (!idx || !refused) {
+		for (size_t i = 0; i < n; i++)
+			result_err(ops, results, i, -ENOMEM, NULL);
+		return -ENOMEM;
+	}
+
+	/* Refusals first: an op that is malformed or not ours is answered
+	 * here, and nothing is sent to its namespace. */
+	for (size_t i = 0; i < n; i++) {
+		char err[256];
+
+		refused[i] =
+		    mt_nft_cust_op_check(c->m, ops[i], err, sizeof(err));
+		if (refused[i])
+			result_err(ops, results, i, refused[i], err);
+		if (groupable(ops[i]))
+			idx[n_idx++] = i;
+	}
+	qsort_r(idx, n_idx, sizeof(*idx), idx_cmp, (void *)ops);
+
+	for (size_t k = 0, j; k < n_idx; k = j) {
+		const char *netns = ops[idx[k]]->mss_clamp->netns;
+		size_t bad = n;
+
+		for (j = k; j < n_idx &&
+			    strcmp(ops[idx[j]]->mss_clamp->netns, netns) == 0;
+		     j++)
+			if (refused[idx[j]] && bad == n)
+				bad = idx[j];
+		if (bad == n) {
+			(void)group_apply(c, netns, ops, &idx[k], j - k,
+					  results, writes);
+			continue;
+		}
+		/* A refused op cancels the others of its namespace. */
+		for (size_t q = k; q < j; q++) {
+			char fdesc[256], desc[256], msg[768];
+
+			if (refused[idx[q]])
+				continue;
+			snprintf(
+			    msg, sizeof(msg),
+			    "%s: not applied: transaction aborted by %s",
+			    mt_op_describe(ops[idx[q]], desc, sizeof(desc)),
+			    mt_op_describe(ops[bad], fdesc, sizeof(fdesc)));
+			result_set(results, idx[q], -ECANCELED, msg);
+		}
+	}
+	for (size_t i = 0; i < n && !ret; i++)
+		if (results[i] && results[i]->error)
+			ret = results[i]->error;
+	return ret;
+}
+
+/* ---- observe ---- */
+
+struct seen_clamp {
+	size_t ns;	    /* index into the namespace list */
+	char dev[IFNAMSIZ]; /* "" = the dirty marker */
+	uint32_t mss;
+};
+
+struct seen {
+	struct seen_clamp *v;
+	size_t n, cap;
+};
+
+static void seen_fini(struct seen *s)
+{
+	free(s->v);
+}
+
+#define _cleanup_seen_ MT_CLEANUP(seen_fini)
+
+static int seen_add(struct seen *s, size_t ns, const char *dev, uint32_t mss)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		struct seen_clamp *g = realloc(s->v, cap * sizeof(*g));
+
+		if (!g)
+			return -ENOMEM;
+		s->v = g;
+		s->cap = cap;
+	}
+	s->v[s->n].ns = ns;
+	snprintf(s->v[s->n].dev, sizeof(s->v[s->n].dev), "%s", dev);
+	s->v[s->n].mss = mss;
+	s->n++;
+	return 0;
+}
+
+/* Reads one namespace into s. A namespace that vanished is skipped. */
+static int observe_ns(struct mt_nft_cust *c, const struct mt_netns_entry *e,
+		      size_t ns_i, struct seen *s)
+{
+	_cleanup_free_ struct mt_nft_cust_clamp *cl = NULL;
+	const struct mt_nft_cust_state *st;
+	struct cust_ns *ns;
+	size_t n_cl = 0;
+	bool dirty;
+	int r;
+
+	r = ns_get(c, e->name, e->dev, e->ino, &ns);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	ns->seen = true;
+	r = ns_state(c, ns, &st);
+	if (r == 0)
+		r = mt_nft_cust_clamps(st, &cl, &n_cl, &dirty);
+	if (r < 0)
+		return r;
+	/* The marker's dev "" sorts before every device. */
+	if (dirty && (r = seen_add(s, ns_i, "", 0)) < 0)
+		return r;
+	for (size_t i = 0; i < n_cl; i++)
+		if ((r = seen_add(s, ns_i, cl[i].dev, cl[i].mss)) < 0)
+			return r;
+	return 0;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct mt_netns_entry *)a)->name,
+		      ((const struct mt_netns_entry *)b)->name);
+}
+
+/* The namespaces to observe: all owned ones, or those of the owners. */
+static int observe_list(struct mt_nft_cust *c, const char *const *owners,
+			size_t n_owners, struct mt_netns_entry **out,
+			size_t *n_out)
+{
+	struct mt_netns_entry *v;
+	size_t n = 0;
+	int r;
+
+	if (!n_owners) {
+		r = mt_netns_list(c->m->prefix, out, n_out);
+		if (r < 0)
+			return r;
+		/* "mt0-" alone is not a customer's. */
+		for (size_t i = 0; i < *n_out; i++)
+			if (mt_metal_owner(c->m, (*out)[i].name))
+				(*out)[n++] = (*out)[i];
+		*n_out = n;
+		goto sort;
+	}
+	v = calloc(n_owners, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n_owners; i++) {
+		struct mt_netns_entry *e = &v[n];
+
+		if (!owners[i] || !*owners[i] ||
+		    (size_t)snprintf(e->name, sizeof(e->name), "%s%s",
+				     c->m->prefix,
+				     owners[i]) >= sizeof(e->name) ||
+		    !mt_netns_name_valid(e->name))
+			continue;
+		r = mt_netns_stat(e->name, &e->dev, &e->ino);
+		if (r == -ENOENT)
+			continue;
+		if (r < 0) {
+			free(v);
+			return r;
+		}
+		n++;
+	}
+	*out = v;
+	*n_out = n;
+sort:
+	if (*n_out)
+		qsort(*out, *n_out, sizeof(**out), entry_cmp);
+	/* Owners given twice count once. */
+	n = 0;
+	for (size_t i = 0; i < *n_out; i++)
+		if (!n || strcmp((*out)[n - 1].name, (*out)[i].name) != 0)
+			(*out)[n++] = (*out)[i];
+	*n_out = n;
+	return 0;
+}
+
+/* After a full observe: sockets of namespaces that are gone are closed (a
+ * cached socket keeps a deleted namespace alive). */
+static void sweep(struct mt_nft_cust *c)
+{
+	for (size_t i = 0; i < c->n_buckets; i++) {
+		struct cust_ns **p = &c->buckets[i];
+
+		while (*p) {
+			struct cust_ns *ns = *p;
+
+			if (ns->seen) {
+				ns->seen = false;
+				p = &ns->next;
+				continue;
+			}
+			*p = ns->next;
+			c->n--;
+			ns_free(ns);
+		}
+	}
+}
+
+static void seen_clear(struct mt_nft_cust *c)
+{
+	for (size_t i = 0; i < c->n_buckets; i++)
+		for (struct cust_ns *ns = c->buckets[i]; ns; ns = ns->next)
+			ns->seen = false;
+}
+
+int mt_nft_cust_observe(struct mt_nft_cust *c, const char *const *owners,
+			size_t n_owners, Mt__Kernel__KernelState *st)
+{
+	_cleanup_free_ struct mt_netns_entry *list = NULL;
+	_cleanup_seen_ struct seen s = {0};
+	size_t n_list = 0, before = st->n_mss_clamps;
+	int r;
+
+	r = observe_list(c, owners, n_owners, &list, &n_list);
+	if (r < 0)
+		return r;
+	seen_clear(c);
+	for (size_t i = 0; i < n_list; i++)
+		if ((r = observe_ns(c, &list[i], i, &s)) < 0)
+			return r;
+	if (!n_owners)
+		sweep(c);
+
+	for (size_t i = 0; i < s.n; i++) {
+		const char *ns = list[s.v[i].ns].name;
+		Mt__Kernel__MssClamp *mc = mt_kstate_add_mss_clamp(st);
+
+		if (!mc || mt_kstate_set_str(&mc->netns, ns) < 0 ||
+		    mt_kstate_set_str(&mc->dev, s.v[i].dev) < 0 ||
+		    mt_kstate_set_str(&mc->owner, mt_metal_owner(c->m, ns)) <
+			0) {
+			/* st unchanged on error */
+			while (st->n_mss_clamps > before) {
+				Mt__Kernel__MssClamp *x =
+				    st->mss_clamps[--st->n_mss_clamps];
+
+				protobuf_c_message_free_unpacked(&x->base,
+								 NULL);
+			}
+			return -ENOMEM;
+		}
+		mc->mss = s.v[i].mss;
+	}
+	return 0;
+}
