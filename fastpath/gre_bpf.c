@@ -96,8 +96,10 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt,
 	if (level == LIBBPF_DEBUG)
 		return 0;
 	vsnprintf(line, sizeof(line), fmt, ap);
-	/* bpf_tc_hook_create on an existing clsact: EEXIST, expected */
-	if (strstr(line, "Exclusivity flag on"))
+	/* bpf_tc_hook_create on an existing clsact: EEXIST, expected; a
+	 * query or detach of a filter that is not there: reported as 0 */
+	if (strstr(line, "Exclusivity flag on") ||
+	    strstr(line, "Cannot find specified filter chain"))
 		return 0;
 	n = strlen(line);
 	if (n && line[n - 1] == '\n')
@@ -295,6 +297,11 @@ int mt_gre_bpf_tx_map_fd(const struct mt_gre_bpf *g)
 int mt_gre_bpf_rx_map_fd(const struct mt_gre_bpf *g)
 {
 	return bpf_map__fd(g->skel->maps.mt_gre_rx);
+}
+
+int mt_gre_bpf_tun_drops_map_fd(const struct mt_gre_bpf *g)
+{
+	return bpf_map__fd(g->skel->maps.mt_gre_tun_drops);
 }
 
 /* ---- names -------------------------------------------------------------- */

@@ -100,6 +100,9 @@ int mt_gre_bpf_encap_fd(const struct mt_gre_bpf *g);
 int mt_gre_bpf_decap_fd(const struct mt_gre_bpf *g);
 int mt_gre_bpf_tx_map_fd(const struct mt_gre_bpf *g);
 int mt_gre_bpf_rx_map_fd(const struct mt_gre_bpf *g);
+/* mt_gre_tun_drops: per-CPU hash (struct mt_gre_tun_drop_key) -> __u64,
+ * for readers that walk it once rather than ask per tunnel. */
+int mt_gre_bpf_tun_drops_map_fd(const struct mt_gre_bpf *g);
 
 /* ---- names and namespace facts ----------------------------------------- */
 

@@ -20,15 +20,19 @@
 #include "mt_time.h"
 
 #include "monitor.h"
+#include "nft_cust.h"
 #include "nft_mark.h"
 #include "nl.h"
 #include "rtnl_apply.h"
 #include "rtnl_observe.h"
+#include "tunnel.h"
 
 struct fastpath {
 	struct mt_metal metal;
 	struct mt_rtnl *rtnl;
 	struct mt_monitor *monitor;
+	struct mt_tunnels *tunnels;
+	struct mt_nft_cust *nft_cust;
 	struct mt_rpc_server *server;
 	struct mt_rpc_pub *events;
 	uint64_t started_ms;
@@ -36,10 +40,27 @@ struct fastpath {
 	uint64_t kernel_writes;
 };
 
-static bool nft_op(const Mt__Kernel__Op *op)
+/* Which module executes an op. */
+enum applier {
+	APPLY_RTNL,     /* rtnl_apply.c: namespaces, links, addrs, routes, ... */
+	APPLY_MARK,     /* nft_mark.c: the marking table in the metal */
+	APPLY_TUNNEL,   /* tunnel.c: GRE tunnels */
+	APPLY_CUST_NFT, /* nft_cust.c: mt's table in customer namespaces */
+};
+
+static enum applier op_applier(const Mt__Kernel__Op *op)
 {
-	return op->object_case == MT__KERNEL__OP__OBJECT_MARK_TABLE ||
-	       op->object_case == MT__KERNEL__OP__OBJECT_MARK_PREFIX;
+	switch (op->object_case) {
+	case MT__KERNEL__OP__OBJECT_MARK_TABLE:
+	case MT__KERNEL__OP__OBJECT_MARK_PREFIX:
+		return APPLY_MARK;
+	case MT__KERNEL__OP__OBJECT_TUNNEL:
+		return APPLY_TUNNEL;
+	case MT__KERNEL__OP__OBJECT_MSS_CLAMP:
+		return APPLY_CUST_NFT;
+	default:
+		return APPLY_RTNL;
+	}
 }
 
 static Mt__Rpc__Code h_observe(void *ctx, const ProtobufCMessage *in,
@@ -58,6 +79,14 @@ static Mt__Rpc__Code h_observe(void *ctx, const ProtobufCMessage *in,
 		r = mt_nft_mark_observe_owners(&fp->metal,
 					       (const char *const *)req->owners,
 					       req->n_owners, ks);
+	if (r >= 0)
+		r = mt_tunnels_observe(fp->tunnels,
+				       (const char *const *)req->owners,
+				       req->n_owners, req->counters, ks);
+	if (r >= 0)
+		r = mt_nft_cust_observe(fp->nft_cust,
+					(const char *const *)req->owners,
+					req->n_owners, ks);
 	if (r < 0) {
 		mt_kstate_free(ks);
 		return mt_rpc_fail(st, MT__RPC__CODE__INTERNAL,
@@ -67,9 +96,9 @@ static Mt__Rpc__Code h_observe(void *ctx, const ProtobufCMessage *in,
 	return MT__RPC__CODE__OK;
 }
 
-/* Executes the plan in order: runs of consecutive rtnetlink ops go to the
- * rtnetlink applier (batched per namespace), runs of nft ops to the nft
- * applier (one transaction per run). */
+/* Executes the plan in order: each run of consecutive ops of one module
+ * goes to that module at once (rtnetlink: batched per namespace; nft: one
+ * transaction per run and namespace). */
 static Mt__Rpc__Code h_apply(void *ctx, const ProtobufCMessage *in,
 			     ProtobufCMessage **out, struct mt_rpc_status *st)
 {
@@ -77,6 +106,7 @@ static Mt__Rpc__Code h_apply(void *ctx, const ProtobufCMessage *in,
 	const Mt__Kernel__Plan *plan = (const Mt__Kernel__Plan *)in;
 	Mt__Rpc__ApplyReply *reply = malloc(sizeof(*reply));
 	uint64_t writes = 0;
+	bool ns_deleted = false;
 	size_t i = 0;
 
 	if (!reply)
@@ -94,22 +124,51 @@ static Mt__Rpc__Code h_apply(void *ctx, const ProtobufCMessage *in,
 		reply->results[reply->n_results] = res;
 	}
 	while (i < plan->n_ops) {
-		bool nft = nft_op(plan->ops[i]);
+		enum applier k = op_applier(plan->ops[i]);
+		Mt__Kernel__Op **ops = plan->ops + i;
+		Mt__Kernel__OpResult **res = reply->results + i;
 		size_t j = i;
-		int r;
+		int r = 0;
 
-		while (j < plan->n_ops && nft_op(plan->ops[j]) == nft)
+		while (j < plan->n_ops && op_applier(plan->ops[j]) == k) {
+			const Mt__Kernel__Op *op = plan->ops[j];
+
+			/* the modules' cached sockets in a namespace keep it
+			 * (and its veth) alive: let go before it is deleted */
+			if (op->object_case == MT__KERNEL__OP__OBJECT_NETNS &&
+			    op->action == MT__KERNEL__OP__ACTION__DELETE) {
+				mt_tunnels_forget_netns(fp->tunnels,
+							op->netns->name);
+				mt_nft_cust_forget_netns(fp->nft_cust,
+							 op->netns->name);
+				ns_deleted = true;
+			}
 			j++;
-		if (nft)
-			r = mt_nft_mark_apply(&fp->metal, plan->ops + i, j - i,
-					      reply->results + i, &writes);
-		else
-			r = mt_rtnl_apply(fp->rtnl, plan->ops + i, j - i,
-					  reply->results + i, &writes);
+		}
+		switch (k) {
+		case APPLY_MARK:
+			r = mt_nft_mark_apply(&fp->metal, ops, j - i, res,
+					      &writes);
+			break;
+		case APPLY_TUNNEL:
+			r = mt_tunnels_apply(fp->tunnels, ops, j - i, res,
+					     &writes);
+			break;
+		case APPLY_CUST_NFT:
+			r = mt_nft_cust_apply(fp->nft_cust, ops, j - i, res,
+					      &writes);
+			break;
+		case APPLY_RTNL:
+			r = mt_rtnl_apply(fp->rtnl, ops, j - i, res, &writes);
+			break;
+		}
 		if (r < 0)
 			mt_warn("apply: %s", strerror(-r));
 		i = j;
 	}
+	/* the BPF map entries of tunnels whose namespace went away */
+	if (ns_deleted && mt_tunnels_sweep(fp->tunnels) < 0)
+		mt_warn("could not sweep the tunnel maps");
 	for (i = 0; i < plan->n_ops; i++) {
 		char what[256];
 
@@ -171,6 +230,18 @@ static void on_drift(void *data, const char *owner, const char *netns,
 	mt_rpc_pub_send(fp->events, &ev.base);
 }
 
+/* Where the BPF maps are pinned: $MT_RUN_DIR/bpf when MT_RUN_DIR is set
+ * (labs and tests keep their runtime state apart), else MT_BPF_PIN_ROOT. */
+static const char *bpf_pin_root(char *buf, size_t len)
+{
+	const char *run = getenv("MT_RUN_DIR");
+
+	if (!run || !*run)
+		return MT_BPF_PIN_ROOT;
+	snprintf(buf, len, "%s/bpf", run);
+	return buf;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -193,7 +264,7 @@ int main(int argc, char **argv)
 	const char *config = NULL, *instance = NULL;
 	static struct fastpath fastpath;
 	struct fastpath *fp = &fastpath;
-	char url[300], err[512];
+	char url[300], err[512], pins[300];
 	bool running = true;
 	int o, r, sfd;
 
@@ -265,6 +336,17 @@ int main(int argc, char **argv)
 		mt_err("netlink: %s", strerror(-r));
 		return 1;
 	}
+	r = mt_tunnels_new(&fp->metal, bpf_pin_root(pins, sizeof(pins)),
+			   &fp->tunnels, err, sizeof(err));
+	if (r < 0) {
+		mt_err("tunnels: %s", err);
+		return 1;
+	}
+	r = mt_nft_cust_new(&fp->metal, &fp->nft_cust);
+	if (r < 0) {
+		mt_err("nftables in customer namespaces: %s", strerror(-r));
+		return 1;
+	}
 	r = mt_monitor_new(fp->rtnl, on_drift, fp, &fp->monitor);
 	if (r < 0) {
 		mt_err("drift monitor: %s", strerror(-r));
@@ -312,6 +394,8 @@ int main(int argc, char **argv)
 	mt_rpc_server_close(fp->server);
 	mt_rpc_pub_close(fp->events);
 	mt_monitor_free(fp->monitor);
+	mt_nft_cust_free(fp->nft_cust);
+	mt_tunnels_free(fp->tunnels);
 	mt_rtnl_free(fp->rtnl);
 	mt_metal_fini(&fp->metal);
 	return 0;

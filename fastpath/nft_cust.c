@@ -152,6 +152,12 @@ static void ns_drop(struct mt_nft_cust *c, const char *name)
 	ns_free(ns);
 }
 
+void mt_nft_cust_forget_netns(struct mt_nft_cust *c, const char *name)
+{
+	if (c && name)
+		ns_drop(c, name);
+}
+
 static void buckets_grow(struct mt_nft_cust *c)
 {
 	size_t n = c->n_buckets * 4;

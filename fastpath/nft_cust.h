@@ -50,6 +50,10 @@ struct mt_nft_cust; /* per-namespace socket cache */
 int mt_nft_cust_new(const struct mt_metal *m, struct mt_nft_cust **out);
 /* Closes every cached socket. NULL is fine. */
 void mt_nft_cust_free(struct mt_nft_cust *c);
+/* Closes the cached socket of namespace name (no-op when none): call
+ * before the namespace is deleted, or the socket keeps it (and the veth
+ * whose peer is in the metal) alive. */
+void mt_nft_cust_forget_netns(struct mt_nft_cust *c, const char *name);
 
 /* Applies n MssClamp ops. Per op:
  *   CREATE  create the clamp of dev in netns with mss, or replace the clamp
