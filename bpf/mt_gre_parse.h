@@ -107,9 +107,9 @@ static long mt_csum_step(__u32 i, void *data)
 	/* Verifier: keep n a bounded unsigned value in a register of its
 	 * own, whatever the compiler did with the clamp above. */
 	asm volatile("" : "+r"(n));
-	n &= 2 * MT_CSUM_CHUNK - 1;
-	if (n == 0 || n > MT_CSUM_CHUNK)
-		goto bad;
+	/* 1..MT_CSUM_CHUNK by construction (n already is): older verifiers
+	 * (6.1) only accept a read length they can prove nonzero. */
+	n = ((n - 1) & (MT_CSUM_CHUNK - 1)) + 1;
 	n4 = (n + 3) & ~3u;
 	if (n != n4)
 		*(__u32 *)&buf[(n4 - 4) & (MT_CSUM_CHUNK - 4)] = 0;
