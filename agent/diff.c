@@ -393,6 +393,9 @@ static const enum kind create_order[] = {
 	K_MARK_TABLE, K_NETNS, K_LINK, K_SYSCTL, K_TUNNEL, K_ADDR, K_RULE,
 	K_MSS_CLAMP, K_ROUTE, K_MARK_PREFIX,
 };
+/* every kind is walked, in this order */
+_Static_assert(sizeof(create_order) / sizeof(create_order[0]) == K_N,
+	       "create_order lists every kind");
 
 /* ---- The walk ----------------------------------------------------------- */
 
@@ -405,6 +408,9 @@ struct diff {
 	const struct mt_diff_scope *scope;
 	const char **owners; /* scope's owners, sorted */
 	struct list del[K_N], cre[K_N];
+	/* Route creations that go before every deletion (make before
+	 * break): see early_route. */
+	struct list early;
 };
 
 static int strp_cmp(const void *a, const void *b)
@@ -486,6 +492,71 @@ static const void *const *kind_array(const Mt__Kernel__KernelState *st,
 	return *(const void *const *const *)((const char *)st + kd->arr_off);
 }
 
+/* True when l (sorted by kd's key) holds an object with obj's key. */
+static bool in_sorted(const struct list *l, const struct kind_desc *kd,
+		      const void *obj)
+{
+	size_t lo = 0, hi = l->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = kd->key(obj, l->v[mid]);
+
+		if (c == 0)
+			return true;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return false;
+}
+
+/* A device this plan creates (or changes): a link or a tunnel in cre. */
+static bool dev_created(const struct diff *d, const char *ns, const char *dev)
+{
+	Mt__Kernel__Link l = { .netns = (char *)ns, .name = (char *)dev };
+	Mt__Kernel__Tunnel t = { .netns = (char *)ns, .name = (char *)dev };
+
+	return in_sorted(&d->cre[K_LINK], &kinds[K_LINK], &l) ||
+	       in_sorted(&d->cre[K_TUNNEL], &kinds[K_TUNNEL], &t);
+}
+
+/* Make before break: a route creation can go before the plan's deletions
+ * when everything it needs is already there, i.e. its namespace and
+ * devices are not created by this plan and its prefsrc is unchanged (a new
+ * prefsrc may be an address this plan adds). Then a route that moves (a
+ * priority change is a new metric, hence a new key) or is replaced (a
+ * nexthop leaves before its tunnel is deleted) never leaves a gap. The
+ * namespace, link and tunnel lists are complete and sorted by then: kinds
+ * are walked in create order. */
+static bool early_route(const struct diff *d, const Mt__Kernel__Route *r,
+			const Mt__Kernel__Route *twin)
+{
+	Mt__Kernel__Netns ns = { .name = (char *)S(r->netns) };
+
+	if (*S(r->prefsrc) &&
+	    (!twin || strcmp(S(r->prefsrc), S(twin->prefsrc))))
+		return false;
+	if (*ns.name && in_sorted(&d->cre[K_NETNS], &kinds[K_NETNS], &ns))
+		return false;
+	if (*S(r->dev) && dev_created(d, S(r->netns), r->dev))
+		return false;
+	for (size_t i = 0; i < r->n_nexthops; i++)
+		if (dev_created(d, S(r->netns), S(r->nexthops[i]->dev)))
+			return false;
+	return true;
+}
+
+static void add_create(struct diff *d, enum kind k, const void *desired,
+		       const void *observed)
+{
+	if (k == K_ROUTE && early_route(d, desired, observed))
+		d->early.v[d->early.n++] = desired;
+	else
+		d->cre[k].v[d->cre[k].n++] = desired;
+}
+
 static int walk_kind(struct diff *d, enum kind k,
 		     const Mt__Kernel__KernelState *desired,
 		     const Mt__Kernel__KernelState *observed)
@@ -504,7 +575,9 @@ static int walk_kind(struct diff *d, enum kind k,
 		return r;
 	cre->v = malloc((nd + 1) * sizeof(void *));
 	del->v = malloc((no + 1) * sizeof(void *));
-	if (!cre->v || !del->v) {
+	if (k == K_ROUTE)
+		d->early.v = malloc((nd + 1) * sizeof(void *));
+	if (!cre->v || !del->v || (k == K_ROUTE && !d->early.v)) {
 		free(ix.v);
 		return -ENOMEM;
 	}
@@ -523,14 +596,14 @@ static int walk_kind(struct diff *d, enum kind k,
 		if (s->state == SLOT_EMPTY) {
 			*s = (struct slot){ dv[i], h, SLOT_DESIRED };
 			if (in_scope(d, kd->owner(dv[i])))
-				cre->v[cre->n++] = dv[i];
+				add_create(d, k, dv[i], NULL);
 		} else if (s->state == SLOT_OBSERVED) {
 			s->state = SLOT_MATCHED;
 			if (kd->differs &&
 			    (in_scope(d, kd->owner(dv[i])) ||
 			     in_scope(d, kd->owner(s->obj))) &&
 			    kd->differs(dv[i], s->obj))
-				cre->v[cre->n++] = dv[i];
+				add_create(d, k, dv[i], s->obj);
 		} /* else a duplicate desired key: the first wins */
 	}
 	for (size_t i = 0; i <= ix.mask; i++) {
@@ -543,6 +616,8 @@ static int walk_kind(struct diff *d, enum kind k,
 	free(ix.v);
 	sort_list(cre, kd);
 	sort_list(del, kd);
+	if (k == K_ROUTE)
+		sort_list(&d->early, kd);
 	return 0;
 }
 
@@ -731,10 +806,14 @@ int mt_diff(const Mt__Kernel__KernelState *desired,
 			d.owners[k] = S(scope->owners[k]);
 		qsort(d.owners, scope->n_owners, sizeof(*d.owners), strp_cmp);
 	}
-	for (k = 0; k < K_N && r == 0; k++)
-		r = walk_kind(&d, (enum kind)k, desired, observed);
+	for (k = 0; k < MT_ARRAY_SIZE(create_order) && r == 0; k++)
+		r = walk_kind(&d, create_order[k], desired, observed);
 	if (r == 0)
 		r = prune(&d);
+	if (r >= 0) {
+		r = emit(plan, &d.early, MT__KERNEL__OP__ACTION__CREATE);
+		n_ops += r > 0 ? r : 0;
+	}
 	for (k = 0; k < MT_ARRAY_SIZE(delete_order) && r >= 0; k++) {
 		r = emit(plan, &d.del[delete_order[k]],
 			 MT__KERNEL__OP__ACTION__DELETE);
@@ -749,6 +828,7 @@ int mt_diff(const Mt__Kernel__KernelState *desired,
 		free(d.del[k].v);
 		free(d.cre[k].v);
 	}
+	free(d.early.v);
 	free(d.owners);
 	return r < 0 ? r : n_ops;
 }

@@ -8,21 +8,30 @@
  *   addr (netns, dev, prefix)    route (netns, table, dst, metric)
  *   rule (netns, priority, fwmark, fwmask, table)
  *   sysctl (netns, key)          mark_table (name)
- *   mark_prefix (prefix)
+ *   mark_prefix (prefix)         tunnel (netns, name)
+ *   mss_clamp (netns, dev)
  * A key only in desired -> CREATE. A key on both sides -> CREATE (which
  * replaces) when the attributes differ:
  *   link: up, or mtu when the desired mtu is not 0 (observed-only fields
  *         such as ifindex, kind and peer are not compared);
- *   route: dev or gateway;  sysctl: value;  mark_table: fwmark or fwmask;
- *   mark_prefix: owner.
+ *   route: dev, gateway, type, prefsrc or nexthops (dev, gateway, weight,
+ *          in order);  sysctl: value;  mark_table: fwmark or fwmask;
+ *   mark_prefix: owner;  mss_clamp: mss;
+ *   tunnel: local, remote, key, ttl, mtu, or the driver unless the desired
+ *           one is "auto".
  * A key only in observed -> DELETE, except sysctls (never deleted), links
  * named "lo" (cannot be deleted) and addresses the kernel makes by itself
  * (IPv6 link-local fe80::/10 on any device, 127.0.0.0/8 and ::1 on lo).
  *
- * Plan order: all deletions first, in reverse dependency order (mark_prefix,
- * route, rule, addr, link, netns, mark_table), then creations in dependency
- * order (mark_table, netns, link, sysctl, addr, rule, route, mark_prefix);
- * inside a group by key (strings compare bytewise), so plans are stable.
+ * Plan order: first the route creations that need nothing else of the plan
+ * (their namespace and devices exist, their prefsrc is unchanged): make
+ * before break, so a route that moves to another metric or drops a nexthop
+ * whose tunnel goes never leaves a gap. Then all deletions, in reverse
+ * dependency order (mark_prefix, route, rule, addr, mss_clamp, tunnel,
+ * link, netns, mark_table), then the other creations in dependency order
+ * (mark_table, netns, link, sysctl, tunnel, addr, rule, mss_clamp, route,
+ * mark_prefix); inside a group by key (strings compare bytewise), so plans
+ * are stable.
  *
  * Pruning: no deletion is emitted for what vanishes with a namespace deleted
  * in the same plan (objects inside it; a metal-side link whose peer_netns it

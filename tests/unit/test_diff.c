@@ -363,16 +363,17 @@ static void test_one_changed(void)
 	d = desired_of(t, 3);
 	s = diff_text(d, o, NULL, &n);
 	CHECK_STR(s,
+		  /* routes first: their devices exist (make before break) */
+		  "create route 198.51.96.0/24 table 2000 via 169.254.0.5 dev mt0-bb metric 0 in netns metal\n"
+		  /* the ICMP source was the endpoint that goes away */
+		  "create route 0.0.0.0/0 table 2001 via 169.254.0.4 dev metal0 metric 0 in netns mt0-bb\n"
+		  "create route blackhole 198.51.96.0/24 table 2001 metric 2147483647 in netns mt0-bb\n"
 		  "delete mark prefix 198.51.97.0/24 (customer bb)\n"
 		  "delete mark prefix 198.51.98.1/32 (customer bb)\n"
 		  "delete route 198.51.97.0/24 table 2000 via 169.254.0.5 dev mt0-bb metric 0 in netns metal\n"
 		  "delete route 198.51.98.1/32 table 2000 via 169.254.0.5 dev mt0-bb metric 0 in netns metal\n"
 		  "delete route blackhole 198.51.97.0/24 table 2001 metric 2147483647 in netns mt0-bb\n"
 		  "delete addr 198.51.98.1/32 dev lo in netns mt0-bb\n"
-		  "create route 198.51.96.0/24 table 2000 via 169.254.0.5 dev mt0-bb metric 0 in netns metal\n"
-		  /* the ICMP source was the endpoint that went away */
-		  "create route 0.0.0.0/0 table 2001 via 169.254.0.4 dev metal0 metric 0 in netns mt0-bb\n"
-		  "create route blackhole 198.51.96.0/24 table 2001 metric 2147483647 in netns mt0-bb\n"
 		  "create mark prefix 198.51.96.0/24 (customer bb)\n");
 	CHECK(n == 10);
 	free(s);
@@ -468,9 +469,9 @@ static void test_scope(void)
 			mt_kstate_set_str(&o->sysctls[i]->value, "0");
 
 	s = diff_text(d, o, &sbb, &n);
-	CHECK_STR(s, "create sysctl net/ipv4/ip_forward=1 in netns metal\n"
-		     "create route 198.51.96.0/24 table 2000 via 169.254.0.5 dev mt0-bb metric 0 in netns metal\n"
+	CHECK_STR(s, "create route 198.51.96.0/24 table 2000 via 169.254.0.5 dev mt0-bb metric 0 in netns metal\n"
 		     "create route blackhole 198.51.96.0/24 table 2001 metric 2147483647 in netns mt0-bb\n"
+		     "create sysctl net/ipv4/ip_forward=1 in netns metal\n"
 		     "create mark prefix 198.51.96.0/24 (customer bb)\n");
 	free(s);
 	/* aa is unchanged: only the shared drift; zz is foreign to the scope */
@@ -483,11 +484,11 @@ static void test_scope(void)
 	free(s);
 	/* unscoped, or zz named: zz is deleted */
 	s = diff_text(d, o, NULL, &n);
-	CHECK_STR(s, "delete mark prefix 192.0.2.0/24 (customer zz)\n"
+	CHECK_STR(s, "create route 198.51.96.0/24 table 2000 via 169.254.0.5 dev mt0-bb metric 0 in netns metal\n"
+		     "create route blackhole 198.51.96.0/24 table 2001 metric 2147483647 in netns mt0-bb\n"
+		     "delete mark prefix 192.0.2.0/24 (customer zz)\n"
 		     "delete netns mt0-zz\n"
 		     "create sysctl net/ipv4/ip_forward=1 in netns metal\n"
-		     "create route 198.51.96.0/24 table 2000 via 169.254.0.5 dev mt0-bb metric 0 in netns metal\n"
-		     "create route blackhole 198.51.96.0/24 table 2001 metric 2147483647 in netns mt0-bb\n"
 		     "create mark prefix 198.51.96.0/24 (customer bb)\n");
 	{
 		char *s2 = diff_text(d, o, &smany, &n);
@@ -519,13 +520,13 @@ static void test_prefix_moves(void)
 	cust_init(&t[1], 2, "bb", P("198.51.99.0/24", "192.0.2.0/24"), NULL);
 	d = desired_of(t, 2);
 	static const char want[] =
-		"delete route blackhole 192.0.2.0/24 table 2001 metric 2147483647 in netns mt0-aa\n"
 		"create route 192.0.2.0/24 table 2000 via 169.254.0.5 dev mt0-bb metric 0 in netns metal\n"
 		"create route blackhole 192.0.2.0/24 table 2001 metric 2147483647 in netns mt0-bb\n"
+		"delete route blackhole 192.0.2.0/24 table 2001 metric 2147483647 in netns mt0-aa\n"
 		"create mark prefix 192.0.2.0/24 (customer bb)\n";
 	static const char want_aa[] =
-		"delete route blackhole 192.0.2.0/24 table 2001 metric 2147483647 in netns mt0-aa\n"
 		"create route 192.0.2.0/24 table 2000 via 169.254.0.5 dev mt0-bb metric 0 in netns metal\n"
+		"delete route blackhole 192.0.2.0/24 table 2001 metric 2147483647 in netns mt0-aa\n"
 		"create mark prefix 192.0.2.0/24 (customer bb)\n";
 	s = diff_text(d, o, NULL, &n);
 	CHECK_STR(s, want);
@@ -962,6 +963,18 @@ static void test_tunnels(void)
 	free(s);
 	mt_kstate_free(d);
 
+	/* a priority change moves the route to a new metric: the new one is
+	 * made before the old one goes */
+	r[3].priority = 30;
+	d = desired_of(&c, 1);
+	s = diff_text(d, o, NULL, &n);
+	CHECK_STR(s,
+		  "create route 203.0.113.128/25 table 2001 dev gre1 metric 30 in netns mt0-acme\n"
+		  "delete route 203.0.113.128/25 table 2001 dev gre1 metric 20 in netns mt0-acme\n");
+	free(s);
+	mt_kstate_free(d);
+	r[3].priority = 20;
+
 	/* gre2 goes with its routes: its address and the route only through
 	 * it die with the device; the shared group becomes single-path */
 	c.c.n_tunnels = 1;
@@ -970,9 +983,10 @@ static void test_tunnels(void)
 	d = desired_of(&c, 1);
 	s = diff_text(d, o, NULL, &n);
 	CHECK_STR(s,
+		  /* the shared route leaves gre2 before gre2 goes */
+		  "create route 203.0.113.0/25 table 2001 dev gre1 metric 10 in netns mt0-acme\n"
 		  "delete mss clamp 1432 dev gre2 in netns mt0-acme\n"
-		  "delete tunnel gre2 driver bpf local 192.0.2.10 remote 198.18.22.2 key 42 ttl 64 mtu 1472 in netns mt0-acme\n"
-		  "create route 203.0.113.0/25 table 2001 dev gre1 metric 10 in netns mt0-acme\n");
+		  "delete tunnel gre2 driver bpf local 192.0.2.10 remote 198.18.22.2 key 42 ttl 64 mtu 1472 in netns mt0-acme\n");
 	free(s);
 	mt_kstate_free(d);
 	mt_kstate_free(o);
