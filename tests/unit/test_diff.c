@@ -965,6 +965,7 @@ static void test_tunnels(void)
 
 	/* a priority change moves the route to a new metric: the new one is
 	 * made before the old one goes */
+	r[1].weight = 3;
 	r[3].priority = 30;
 	d = desired_of(&c, 1);
 	s = diff_text(d, o, NULL, &n);
