@@ -15,6 +15,9 @@ packages=(
 	python3 jq curl netcat-openbsd
 	# the BPF GRE wire test: capture and an independent decoder
 	tcpdump python3-scapy
+	# the kernel gre driver test boots a Debian kernel that has ip_gre
+	# (tests/vm/: fetched with apt-get download, never installed)
+	qemu-system-x86
 )
 
 missing=()
