@@ -231,9 +231,12 @@ int mt_gre_decap(struct __sk_buff *skb)
 
 		__builtin_memcpy(macs, t->dev_mac, 6);
 		__builtin_memcpy(macs + 6, t->wire_mac, 6);
+		/* No BPF_F_ADJ_ROOM_DECAP_L3_IPV4: that flag (6.3+) only
+		 * switches skb->protocol when the inner family differs
+		 * from the outer one, a no-op for IPv4 in IPv4, and 6.1
+		 * rejects it with -EINVAL (every decap failed there). */
 		if (bpf_skb_adjust_room(skb, -(__s32)(sizeof(*ip) + hl),
-					BPF_ADJ_ROOM_MAC,
-					BPF_F_ADJ_ROOM_DECAP_L3_IPV4) < 0)
+					BPF_ADJ_ROOM_MAC, 0) < 0)
 			return mt_drop(tun, MT_GRE_DROP_DECAP_FAILED);
 		/* The frame must be addressed to gre1 (else the receiving
 		 * stack sees PACKET_OTHERHOST and drops it). */

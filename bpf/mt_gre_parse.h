@@ -17,12 +17,6 @@
 #include "mt_gre_maps.h"
 #include "mt_gre_shared.h"
 
-/* Missing from Debian 12's uapi headers (linux 6.1 has it only since 6.3's
- * uapi): decapsulation of an outer IPv4 header for bpf_skb_adjust_room. */
-#ifndef BPF_F_ADJ_ROOM_DECAP_L3_IPV4
-#define BPF_F_ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
-#endif
-
 #define MT_IP_MF 0x2000
 #define MT_IP_DF 0x4000
 #define MT_IP_OFFSET 0x1fff
