@@ -159,5 +159,103 @@ def main():
         json.dump(info, f, indent=1)
 
 
+# ---- the tunnel benchmarks (tests/bench/tunnels) ---------------------------
+#
+# Imported by tests/bench/tunnels (gen.main_tunnels), never run by main().
+# Customer i with tunnels is customer(i) plus two BPF GRE tunnels from its
+# endpoint 11.<32+hi>.<lo>.1 to origin routers 100.<64+hi>.<lo>.1 and .2
+# (inner /31s 10.<hi>.<lo>.0 and .2), and four routes: 11.<hi>.<lo>.0/26
+# through gre1 (priority 100) with gre2 as the backup (200), and the whole
+# second prefix 11.<16+hi>.<lo>.0/25 over both by ECMP (weights 1 and 2).
+# The router endpoints exist only as addresses packets are sent to; the
+# benchmark's one origin router (lab namespace "or") decapsulates for the
+# tunnels it needs.
+
+TUNNEL_ADD_PREFIX_OFFSET = 64  # the tunnel-add probe's /26: .64/26
+TUNNEL_ADD_ROUTER = "203.0.113.3"
+
+
+def tunnel_customer(i):
+    hi, lo = i >> 8, i & 255
+    c = customer(i)
+    edge = c["tunnelEndpoints"][0]
+    c["tunnels"] = [
+        {"name": "gre1", "edgeEndpoint": edge, "routerEndpoint": "100.%d.%d.1" % (64 + hi, lo),
+         "innerAddress": "10.%d.%d.0/31" % (hi, lo)},
+        {"name": "gre2", "edgeEndpoint": edge, "routerEndpoint": "100.%d.%d.2" % (64 + hi, lo),
+         "innerAddress": "10.%d.%d.2/31" % (hi, lo)},
+    ]
+    p1 = "11.%d.%d.0/26" % (hi, lo)
+    c["routes"] = [
+        {"prefix": p1, "tunnel": "gre1", "priority": 100, "weight": 1},
+        {"prefix": p1, "tunnel": "gre2", "priority": 200, "weight": 1},
+        {"prefix": c["prefixes"][1], "tunnel": "gre1", "priority": 100, "weight": 1},
+        {"prefix": c["prefixes"][1], "tunnel": "gre2", "priority": 100, "weight": 2},
+    ]
+    return c
+
+
+def tunnel_add_customer(c):
+    """c (a tunnel_customer) with a third tunnel, gre3 to TUNNEL_ADD_ROUTER,
+    and the route for the probe's /26 through it."""
+    c = json.loads(json.dumps(c))
+    hi, lo = c["id"] >> 8, c["id"] & 255
+    c["tunnels"].append({"name": "gre3", "edgeEndpoint": c["tunnelEndpoints"][0],
+                         "routerEndpoint": TUNNEL_ADD_ROUTER, "innerAddress": "10.201.0.0/31"})
+    c["routes"].append({"prefix": "11.%d.%d.%d/26" % (hi, lo, TUNNEL_ADD_PREFIX_OFFSET),
+                        "tunnel": "gre3", "priority": 100, "weight": 1})
+    return c
+
+
+def traffic_customers():
+    """The throughput benchmark's two customers: c1 sends 11.0.1.0/26 through
+    one tunnel gre1 to the origin router 203.0.113.1; c2 has no tunnel (its
+    namespace routes the origin prefix straight out, set up by the script)."""
+    c1 = customer(1)
+    c1["tunnels"] = [{"name": "gre1", "edgeEndpoint": c1["tunnelEndpoints"][0],
+                      "routerEndpoint": "203.0.113.1", "innerAddress": "10.200.1.0/31"}]
+    c1["routes"] = [{"prefix": "11.0.1.0/26", "tunnel": "gre1", "priority": 100, "weight": 1}]
+    return [c1, customer(2)]
+
+
+def main_tunnels(n, out):
+    """Writes the tunnel benchmarks' inputs into out:
+    tunnels/customers.json   n customers with 2 tunnels and 4 routes each
+    tunnels/plain.json       the same n customers without tunnels
+    tunnels/traffic.json     the throughput benchmark's two customers
+    tunnels/add_with.json, add_without.json   the tunnel-add customer (one
+                             CustomerList each)
+    tunnels/info.json        names and addresses the script needs"""
+    d = os.path.join(out, "tunnels")
+    os.makedirs(d, exist_ok=True)
+    cs = [tunnel_customer(i) for i in range(1, n + 1)]
+    k = max(1, n // 2)
+    files = {
+        "customers.json": {"customers": cs},
+        "plain.json": {"customers": [customer(i) for i in range(1, n + 1)]},
+        "traffic.json": {"customers": traffic_customers()},
+        "add_with.json": {"customers": [tunnel_add_customer(cs[k - 1])]},
+        "add_without.json": {"customers": [cs[k - 1]]},
+    }
+    for name, v in files.items():
+        with open(os.path.join(d, name), "w") as f:
+            json.dump(v, f)
+    hi, lo = k >> 8, k & 255
+    kc = cs[k - 1]
+    info = {
+        "customers": n,
+        "tunnels": 2 * n,
+        "add_id": k,
+        "add_name": kc["name"],
+        "add_edge": kc["tunnelEndpoints"][0],
+        "add_gre1_router": kc["tunnels"][0]["routerEndpoint"],
+        "add_router": TUNNEL_ADD_ROUTER,
+        "add_prefix": "11.%d.%d.%d/26" % (hi, lo, TUNNEL_ADD_PREFIX_OFFSET),
+        "add_addr": "11.%d.%d.%d" % (hi, lo, TUNNEL_ADD_PREFIX_OFFSET + 6),
+    }
+    with open(os.path.join(d, "info.json"), "w") as f:
+        json.dump(info, f, indent=1)
+
+
 if __name__ == "__main__":
     main()
