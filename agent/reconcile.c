@@ -179,9 +179,17 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 		goto out;
 
 	if (!dry_run && plan->n_ops) {
+		/* The deadline grows with the plan: a cold start of
+		 * thousands of customers with tunnels is tens of thousands
+		 * of ops (~0.1 ms each; 1 ms each allowed). */
+		unsigned timeout = a->rpc_timeout_ms +
+				   (unsigned)(plan->n_ops < 3600000 ?
+						      plan->n_ops :
+						      3600000);
+
 		r = mt_rpc_call(a->fastpath, &mt__rpc__fastpath__descriptor,
 				FP_APPLY, &plan->base, (ProtobufCMessage **)&ar,
-				a->rpc_timeout_ms, &st);
+				timeout, &st);
 		if (r < 0) {
 			mt_warn("apply of %zu ops failed: %s%s%s", plan->n_ops,
 				strerror(-r), r == -EREMOTEIO ? ": " : "",

@@ -50,6 +50,10 @@ struct mt_rpc_server {
 	 * with long work for a wedged listener. */
 	atomic_bool busy;
 	atomic_bool loop_busy;
+	/* Milliseconds the loop has spent busy, and since when it is busy
+	 * now: a probe that started while the loop was idle can still go
+	 * unanswered because long work began (and ended) while it waited. */
+	atomic_uint_fast64_t busy_ms, busy_since_ms;
 };
 
 static int ipc_path(const char *url, char *buf, size_t len)
@@ -330,17 +334,31 @@ static int probe_listener(const char *url, unsigned timeout_ms)
 	return mt_rpc_errno(e);
 }
 
+static uint64_t busy_total_ms(struct mt_rpc_server *s)
+{
+	uint64_t t = atomic_load(&s->busy_ms);
+
+	if (atomic_load(&s->loop_busy))
+		t += mt_monotonic_ms() - atomic_load(&s->busy_since_ms);
+	return t;
+}
+
 int mt_rpc_server_check(struct mt_rpc_server *s, unsigned timeout_ms)
 {
 	int r;
+
+	uint64_t busy0 = busy_total_ms(s);
 
 	if (atomic_load(&s->busy) || atomic_load(&s->loop_busy))
 		return 0; /* long work is running; check next time */
 	r = probe_listener(s->url, timeout_ms);
 	if (r == 0)
 		return 0;
-	if (atomic_load(&s->busy) || atomic_load(&s->loop_busy))
-		return 0; /* the loop was busy, not the listener wedged */
+	/* the loop was busy, not the listener wedged: skip when it spent
+	 * more than a quarter of the probe's wait on work */
+	if (atomic_load(&s->busy) || atomic_load(&s->loop_busy) ||
+	    busy_total_ms(s) - busy0 > timeout_ms / 4)
+		return 0;
 	mt_warn("rpc listener %s is not accepting connections (%s): re-creating it",
 		s->url, strerror(-r));
 	pthread_mutex_lock(&s->listener_lock);
@@ -358,6 +376,14 @@ int mt_rpc_server_check(struct mt_rpc_server *s, unsigned timeout_ms)
 
 void mt_rpc_server_idle(struct mt_rpc_server *s, bool idle)
 {
+	bool was_busy = atomic_load(&s->loop_busy);
+	uint64_t now = mt_monotonic_ms();
+
+	if (!idle && !was_busy)
+		atomic_store(&s->busy_since_ms, now);
+	else if (idle && was_busy)
+		atomic_fetch_add(&s->busy_ms,
+				 now - atomic_load(&s->busy_since_ms));
 	atomic_store(&s->loop_busy, !idle);
 }
 
