@@ -524,12 +524,16 @@ static bool dev_created(const struct diff *d, const char *ns, const char *dev)
 
 /* Make before break: a route creation can go before the plan's deletions
  * when everything it needs is already there, i.e. its namespace and
- * devices are not created by this plan and its prefsrc is unchanged (a new
+ * devices are not created by this plan, no address this plan adds is on a
+ * device it has a gateway behind, and its prefsrc is unchanged (a new
  * prefsrc may be an address this plan adds). Then a route that moves (a
  * priority change is a new metric, hence a new key) or is replaced (a
  * nexthop leaves before its tunnel is deleted) never leaves a gap. The
  * namespace, link and tunnel lists are complete and sorted by then: kinds
  * are walked in create order. */
+static bool route_needs_new_addr(const struct diff *d,
+				 const Mt__Kernel__Route *r);
+
 static bool early_route(const struct diff *d, const Mt__Kernel__Route *r,
 			const Mt__Kernel__Route *twin)
 {
@@ -545,7 +549,43 @@ static bool early_route(const struct diff *d, const Mt__Kernel__Route *r,
 	for (size_t i = 0; i < r->n_nexthops; i++)
 		if (dev_created(d, S(r->netns), S(r->nexthops[i]->dev)))
 			return false;
-	return true;
+	return !route_needs_new_addr(d, r);
+}
+
+/* An address this plan creates on dev: a gateway behind dev may only be
+ * reachable through it (the kernel refuses the route before it exists). */
+static bool addr_created_on(const struct diff *d, const char *ns,
+			    const char *dev)
+{
+	const struct list *l = &d->cre[K_ADDR];
+	Mt__Kernel__Addr key = { .netns = (char *)ns, .dev = (char *)dev,
+				 .prefix = (char *)"" };
+	size_t lo = 0, hi = l->n;
+
+	while (lo < hi) { /* the first address >= (ns, dev, "") */
+		size_t mid = (lo + hi) / 2;
+
+		if (addr_key(l->v[mid], &key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == l->n)
+		return false;
+	const Mt__Kernel__Addr *a = l->v[lo];
+	return !strcmp(S(a->netns), ns) && !strcmp(S(a->dev), dev);
+}
+
+static bool route_needs_new_addr(const struct diff *d,
+				 const Mt__Kernel__Route *r)
+{
+	if (*S(r->gateway) && addr_created_on(d, S(r->netns), S(r->dev)))
+		return true;
+	for (size_t i = 0; i < r->n_nexthops; i++)
+		if (*S(r->nexthops[i]->gateway) &&
+		    addr_created_on(d, S(r->netns), S(r->nexthops[i]->dev)))
+			return true;
+	return false;
 }
 
 static void add_create(struct diff *d, enum kind k, const void *desired,

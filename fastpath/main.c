@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,30 +64,71 @@ static enum applier op_applier(const Mt__Kernel__Op *op)
 	}
 }
 
+/* The tunnel and customer-nft parts of an observation, run on a second
+ * thread while the rtnetlink part runs on the loop's (they use sockets
+ * and caches of their own; the kernel fills the dumps of both at once on
+ * the machine's two cores). */
+struct observe_side {
+	struct fastpath *fp;
+	const Mt__Rpc__ObserveRequest *req;
+	Mt__Kernel__KernelState *ks;
+	int r;
+};
+
+static void *observe_side_main(void *arg)
+{
+	struct observe_side *o = arg;
+	const char *const *owners = (const char *const *)o->req->owners;
+
+	o->r = mt_tunnels_observe(o->fp->tunnels, owners, o->req->n_owners,
+				  o->req->counters, o->ks);
+	if (o->r >= 0)
+		o->r = mt_nft_cust_observe(o->fp->nft_cust, owners,
+					   o->req->n_owners, o->ks);
+	return NULL;
+}
+
 static Mt__Rpc__Code h_observe(void *ctx, const ProtobufCMessage *in,
 			       ProtobufCMessage **out, struct mt_rpc_status *st)
 {
 	struct fastpath *fp = ctx;
 	const Mt__Rpc__ObserveRequest *req = (const Mt__Rpc__ObserveRequest *)in;
+	struct observe_side side = { fp, req, mt_kstate_new(), 0 };
 	Mt__Kernel__KernelState *ks = mt_kstate_new();
+	pthread_t tid;
+	bool threaded;
 	int r;
 
-	if (!ks)
+	if (!ks || !side.ks) {
+		mt_kstate_free(ks);
+		mt_kstate_free(side.ks);
 		return mt_rpc_fail(st, MT__RPC__CODE__INTERNAL, "out of memory");
+	}
+	threaded = pthread_create(&tid, NULL, observe_side_main, &side) == 0;
+	if (!threaded)
+		observe_side_main(&side);
 	r = mt_rtnl_observe(fp->rtnl, (const char *const *)req->owners,
 			    req->n_owners, ks);
 	if (r >= 0)
 		r = mt_nft_mark_observe_owners(&fp->metal,
 					       (const char *const *)req->owners,
 					       req->n_owners, ks);
+	if (threaded)
+		pthread_join(tid, NULL);
 	if (r >= 0)
-		r = mt_tunnels_observe(fp->tunnels,
-				       (const char *const *)req->owners,
-				       req->n_owners, req->counters, ks);
-	if (r >= 0)
-		r = mt_nft_cust_observe(fp->nft_cust,
-					(const char *const *)req->owners,
-					req->n_owners, ks);
+		r = side.r;
+	if (r >= 0) {
+		/* ks has no tunnels or clamps of its own: hand them over */
+		ks->tunnels = side.ks->tunnels;
+		ks->n_tunnels = side.ks->n_tunnels;
+		ks->mss_clamps = side.ks->mss_clamps;
+		ks->n_mss_clamps = side.ks->n_mss_clamps;
+		side.ks->tunnels = NULL;
+		side.ks->n_tunnels = 0;
+		side.ks->mss_clamps = NULL;
+		side.ks->n_mss_clamps = 0;
+	}
+	mt_kstate_free(side.ks);
 	if (r < 0) {
 		mt_kstate_free(ks);
 		return mt_rpc_fail(st, MT__RPC__CODE__INTERNAL,

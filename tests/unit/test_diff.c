@@ -838,11 +838,9 @@ static void test_scale(void)
 	fprintf(stderr,
 		"  diff %d customers: identical %.2f ms, one route drifted %.2f ms, from empty %.2f ms\n",
 		N, t_same, t_one, t_full);
-	/* Generous bounds (valgrind and sanitizers must pass): they catch a
-	 * quadratic walk (seconds here), the figures above are the
-	 * measurement. */
-	CHECK(t_same < 250);
-	CHECK(t_full < 2500);
+	/* No timing bounds here (the suite runs on noisy machines, under
+	 * valgrind too): the figures above are for reading, and
+	 * tests/bench measures the reconcile as a whole. */
 	mt_kstate_free(d);
 	mt_kstate_free(o);
 	mt_kstate_free(empty);
@@ -962,6 +960,32 @@ static void test_tunnels(void)
 	CHECK_STR(s, "create route 203.0.113.0/25 table 2001 nexthop dev gre1 weight 1 nexthop dev gre2 weight 2 metric 10 in netns mt0-acme\n");
 	free(s);
 	mt_kstate_free(d);
+
+	/* the uplink's address is gone (and with it the kernel's default
+	 * route through its gateway): the address comes back before the
+	 * route that needs it */
+	for (size_t i = 0; i < o->n_addrs; i++)
+		if (!strcmp(o->addrs[i]->dev, MT_CUST_VETH) &&
+		    strncmp(o->addrs[i]->prefix, "169.254.", 8) == 0)
+			mt_kstate_set_str(&o->addrs[i]->dev, "gone0");
+	for (size_t i = 0; i < o->n_routes; i++)
+		if (!strcmp(o->routes[i]->dst, "0.0.0.0/0"))
+			o->routes[i]->table = 999;
+	r[1].weight = 3;
+	d = desired_of(&c, 1);
+	s = diff_text(d, o, NULL, &n);
+	mt_kstate_free(d);
+	CHECK(strstr(s, "create addr 169.254.0.15/31 dev metal0 in netns mt0-acme\n") &&
+	      strstr(s, "create route 0.0.0.0/0 table 2001") &&
+	      strstr(s, "create addr 169.254.0.15/31") <
+		      strstr(s, "create route 0.0.0.0/0 table 2001"));
+	free(s);
+	for (size_t i = 0; i < o->n_addrs; i++)
+		if (!strcmp(o->addrs[i]->dev, "gone0"))
+			mt_kstate_set_str(&o->addrs[i]->dev, MT_CUST_VETH);
+	for (size_t i = 0; i < o->n_routes; i++)
+		if (o->routes[i]->table == 999)
+			o->routes[i]->table = 2001;
 
 	/* a priority change moves the route to a new metric: the new one is
 	 * made before the old one goes */
