@@ -16,12 +16,31 @@
  *                 counted by reason (anti-spoofing); everything that is not
  *                 GRE passes untouched.
  *
- * Checksums: the loader turns tx checksum offload off on both tunnel ends
- * and on metal0, so every packet reaches mt_gre_encap with its inner
- * checksums computed in full (validate_xmit_skb resolves CHECKSUM_PARTIAL,
- * and software GSO segments, on gre1's transmit, including packets forwarded
- * from other namespaces that still carried a partial checksum). The outer
- * IPv4 checksum is computed here; no GRE checksum is sent.
+ * Offloads (GSO): tx checksum offload and TSO stay ON on gre1, gre1.t and
+ * metal0 (veth defaults), so a TCP flow's GSO packet (up to 64 KB, inner
+ * checksum CHECKSUM_PARTIAL) crosses gre1 -> gre1.t -> metal0 -> the metal
+ * in one piece, the way BPF tunnels keep GSO (the kernel's selftest
+ * test_tc_tunnel.c): bpf_skb_adjust_room(ENCAP_L3_IPV4 | ENCAP_L4_GRE)
+ * marks it SKB_GSO_GRE with inner headers and skb->encapsulation set, and
+ * FIXED_GSO keeps gso_size, the inner payload per segment (TCP's MSS, at
+ * most gre1's MTU - 40). It is segmented once, where the packet leaves the
+ * machine: gre_gso_segment makes segments of at most gre1's MTU + 24/28 =
+ * the uplink's 1500 bytes, completes the inner TCP/UDP checksums (csum_start
+ * still points at the inner L4 header) and redoes the outer IPv4 length,
+ * checksum and ID per segment. On a real NIC that is TSO with GRE offload
+ * (or software GSO before the driver); a veth as the metal's uplink (lab,
+ * tests, benchmarks) does not complete checksums, so those scripts run
+ * `ethtool -K <uplink> tx off` on it: validate_xmit_skb then segments and
+ * checksums in software, once, at the wire. mt never changes the operator's
+ * uplink. A packet that is not GSO gets its inner checksum completed the
+ * same way (CHECKSUM_PARTIAL is resolved at the uplink). The outer IPv4
+ * checksum is computed here (the segmentation recomputes it per segment);
+ * no GRE checksum is sent.
+ *
+ * DF and MTU: packets larger than gre1's MTU get ICMP frag-needed (DF) or
+ * are fragmented before gre1, in the customer namespace's forward/output
+ * path (for a GSO packet: its segments' length, skb_gso_validate_network_len),
+ * so with FIXED_GSO no segment exceeds gre1's MTU + overhead on the wire.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -79,10 +98,17 @@ int mt_gre_encap(struct __sk_buff *skb)
 	 * ECN, as `ip tunnel ... tos inherit`), ID 0 (RFC 6864: atomic
 	 * datagrams). */
 	len = skb->len - sizeof(struct ethhdr) + hl;
+	/* Only a GSO packet can be this long (an inner IPv4 packet of up to
+	 * 64 KB, e.g. aggregated by GRO): an outer length that does not fit
+	 * tot_len would be trimmed by the next ip_rcv. The loader caps gre1's
+	 * gso_max_size (MT_GRE_GSO_MAX_SIZE) so the stack segments such
+	 * packets before gre1; anything left is dropped, never truncated. */
+	if (len > 0xffff)
+		return mt_drop(k.ifindex, MT_GRE_DROP_ENCAP_FAILED);
 	o.ip.version = 4;
 	o.ip.ihl = 5;
 	o.ip.tos = tos;
-	o.ip.tot_len = bpf_htons(len > 0xffff ? 0xffff : len);
+	o.ip.tot_len = bpf_htons(len);
 	o.ip.frag_off = bpf_htons(MT_IP_DF);
 	o.ip.ttl = t->ttl;
 	o.ip.protocol = MT_GRE_IPPROTO;
@@ -95,9 +121,13 @@ int mt_gre_encap(struct __sk_buff *skb)
 		o.key = t->key;
 	}
 
+	/* A GSO packet becomes SKB_GSO_GRE with its gso_size kept (FIXED_GSO:
+	 * the inner MSS already accounts for the tunnel's MTU); the flag is
+	 * a no-op for a packet that is not GSO. */
 	if (bpf_skb_adjust_room(skb, hl, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 |
-				    BPF_F_ADJ_ROOM_ENCAP_L4_GRE) < 0)
+				    BPF_F_ADJ_ROOM_ENCAP_L4_GRE |
+				    BPF_F_ADJ_ROOM_FIXED_GSO) < 0)
 		return mt_drop(k.ifindex, MT_GRE_DROP_ENCAP_FAILED);
 	if (bpf_skb_store_bytes(skb, sizeof(struct ethhdr), &o, hl, 0) < 0)
 		return mt_drop(k.ifindex, MT_GRE_DROP_ENCAP_FAILED);
@@ -234,9 +264,23 @@ int mt_gre_decap(struct __sk_buff *skb)
 		/* No BPF_F_ADJ_ROOM_DECAP_L3_IPV4: that flag (6.3+) only
 		 * switches skb->protocol when the inner family differs
 		 * from the outer one, a no-op for IPv4 in IPv4, and 6.1
-		 * rejects it with -EINVAL (every decap failed there). */
+		 * rejects it with -EINVAL (every decap failed there).
+		 *
+		 * GRE from routers is normally MTU-sized, but a GSO GRE
+		 * packet can arrive (GRO on the metal's NIC, or a peer on
+		 * this machine that keeps GSO): its gso_size is the inner
+		 * MSS, so FIXED_GSO (else the kernel grows it by the 24/28
+		 * bytes removed and the segments would exceed the MTU; a
+		 * no-op without GSO; accepted since 4.x). The packet keeps
+		 * SKB_GSO_GRE and skb->encapsulation with inner headers that
+		 * are now its outer ones; the stack still segments it
+		 * correctly (inet_gso_segment dispatches on the IPv4
+		 * protocol, TCP) and receives it as a GRO packet. The flag
+		 * that would clear them, BPF_F_ADJ_ROOM_DECAP_L4_GRE, is not
+		 * in 6.18 (its BTF has DECAP_L3_IPV4/IPV6 only). */
 		if (bpf_skb_adjust_room(skb, -(__s32)(sizeof(*ip) + hl),
-					BPF_ADJ_ROOM_MAC, 0) < 0)
+					BPF_ADJ_ROOM_MAC,
+					BPF_F_ADJ_ROOM_FIXED_GSO) < 0)
 			return mt_drop(tun, MT_GRE_DROP_DECAP_FAILED);
 		/* The frame must be addressed to gre1 (else the receiving
 		 * stack sees PACKET_OTHERHOST and drops it). */

@@ -383,9 +383,9 @@ static int cookie_of(int sock, uint64_t *cookie)
 	return 0;
 }
 
-static int tx_csum_off(int sock, const char *name)
+static int tx_csum_set(int sock, const char *name, bool on)
 {
-	struct ethtool_value ev = {.cmd = ETHTOOL_STXCSUM, .data = 0};
+	struct ethtool_value ev = {.cmd = ETHTOOL_STXCSUM, .data = on};
 	struct ifreq ifr = {0};
 
 	if (strlen(name) >= IFNAMSIZ)
@@ -397,7 +397,7 @@ static int tx_csum_off(int sock, const char *name)
 	ev.cmd = ETHTOOL_GTXCSUM;
 	if (ioctl(sock, SIOCETHTOOL, &ifr) < 0)
 		return mt_neg_errno();
-	return ev.data ? -EOPNOTSUPP : 0;
+	return !ev.data != !on ? -EOPNOTSUPP : 0;
 }
 
 struct facts_args {
@@ -449,18 +449,18 @@ static int csum_in(void *arg)
 	struct csum_args *a = arg;
 	_cleanup_close_ int s = ioctl_sock();
 
-	return s < 0 ? s : tx_csum_off(s, a->name);
+	return s < 0 ? s : tx_csum_set(s, a->name, true);
 }
 
-int mt_gre_bpf_tx_csum_off(struct mt_gre_bpf *g, int nsfd,
-			   const char *ifname, char *err, size_t errlen)
+int mt_gre_bpf_tx_csum_on(struct mt_gre_bpf *g, int nsfd,
+			  const char *ifname, char *err, size_t errlen)
 {
 	struct csum_args a = {.name = ifname};
 	int r = in_ns(g, nsfd, csum_in, &a);
 
 	if (r < 0)
 		return fail(err, errlen, r,
-			    "cannot turn tx checksum offload off on %s",
+			    "cannot turn tx checksum offload on on %s",
 			    ifname);
 	return 0;
 }
@@ -633,6 +633,7 @@ static int build_pair(void *buf, size_t len, const struct link_args *a)
 	}
 	mt_nlb_str(&b, IFLA_IFNAME, a->name);
 	mt_nlb_u32(&b, IFLA_MTU, a->mtu);
+	mt_nlb_u32(&b, IFLA_GSO_MAX_SIZE, MT_GRE_GSO_MAX_SIZE);
 	info = mt_nlb_nest(&b, IFLA_LINKINFO);
 	mt_nlb_str(&b, IFLA_INFO_KIND, "veth");
 	data = mt_nlb_nest(&b, IFLA_INFO_DATA);
@@ -659,10 +660,11 @@ static int build_pair(void *buf, size_t len, const struct link_args *a)
 	return mt_nlb_end(&b);
 }
 
-/* RTM_NEWLINK on an existing device: flags (NOARP, and UP when up), MTU,
- * and optionally addrgenmode none (IPv6 then makes no link-local). */
+/* RTM_NEWLINK on an existing device: flags (NOARP, and UP when up), MTU
+ * and gso_max_size when nonzero, and optionally addrgenmode none (IPv6
+ * then makes no link-local). */
 static int build_set(void *buf, size_t len, const char *name, uint32_t mtu,
-		     bool up, bool addrgen)
+		     uint32_t gso_max, bool up, bool addrgen)
 {
 	struct nlattr *af, *in6;
 	struct ifinfomsg *ifi;
@@ -677,6 +679,8 @@ static int build_set(void *buf, size_t len, const char *name, uint32_t mtu,
 	mt_nlb_str(&b, IFLA_IFNAME, name);
 	if (mtu)
 		mt_nlb_u32(&b, IFLA_MTU, mtu);
+	if (gso_max)
+		mt_nlb_u32(&b, IFLA_GSO_MAX_SIZE, gso_max);
 	if (addrgen) {
 		af = mt_nlb_nest(&b, IFLA_AF_SPEC);
 		in6 = mt_nlb_nest(&b, AF_INET6);
@@ -692,7 +696,11 @@ static int link_set(struct mt_nl *nl, struct link_args *a, const char *name,
 		    uint32_t mtu, bool up, bool addrgen)
 {
 	char buf[MT_NL_MSG_MAX], kmsg[256] = "";
-	int r = build_set(buf, sizeof(buf), name, mtu, up, addrgen);
+	/* the tunnel device (not its wire end) gets the GSO cap */
+	uint32_t gso_max = mtu && strcmp(name, a->name) == 0
+				   ? MT_GRE_GSO_MAX_SIZE
+				   : 0;
+	int r = build_set(buf, sizeof(buf), name, mtu, gso_max, up, addrgen);
 
 	if (r < 0)
 		return r;
@@ -767,12 +775,14 @@ static int link_create_in(void *arg)
 		goto out;
 	if (s < 0)
 		s = ioctl_sock();
-	r = s < 0 ? s : tx_csum_off(s, a->wire);
+	/* Offloads on (the veth default; tunnels made by earlier versions
+	 * had them off): GSO packets cross the tunnel whole (header). */
+	r = s < 0 ? s : tx_csum_set(s, a->wire, true);
 	if (r == 0)
-		r = tx_csum_off(s, a->name);
+		r = tx_csum_set(s, a->name, true);
 	if (r < 0) {
 		fail(a->err, a->errlen, r,
-		     "cannot turn tx checksum offload off on %s/%s", a->name,
+		     "cannot turn tx checksum offload on on %s/%s", a->name,
 		     a->wire);
 		goto out;
 	}
@@ -943,7 +953,7 @@ int mt_gre_bpf_attach_decap(struct mt_gre_bpf *g, int nsfd,
 	int r = in_ns(g, nsfd, tc_in, &a);
 
 	if (r == 0)
-		r = mt_gre_bpf_tx_csum_off(g, nsfd, a.ifname, err, errlen);
+		r = mt_gre_bpf_tx_csum_on(g, nsfd, a.ifname, err, errlen);
 	return r;
 }
 

@@ -10,14 +10,20 @@
  * ("metal0") ingress of the namespace. Both devices are NOARP (like a kernel
  * gre device: no neighbour resolution, frames are addressed to the device's
  * own MAC), have no IPv6 link-local address (addrgenmode none: no ND/MLD
- * chatter to drop), and have tx checksum offload OFF, as has metal0: a
- * packet with CHECKSUM_PARTIAL (made locally, or forwarded from a veth whose
- * sender offloaded its checksum) gets its checksum computed in software by
- * validate_xmit_skb when NAME transmits it, so the inner TCP/UDP checksums
- * inside the GRE packet are valid on the wire (KERNEL_NOTES "Checksum
- * offload": with offload on, every inner TCP checksum was wrong). Turning
- * csum offload off also turns TSO off on NAME, so the stack hands the
- * encapsulator MTU-sized segments.
+ * chatter to drop), and keep tx checksum offload and TSO ON (the veth
+ * defaults; so does metal0): a TCP flow's GSO packet (CHECKSUM_PARTIAL, up
+ * to 64 KB) crosses the tunnel whole, the encap program marks it GRE GSO
+ * (bpf/mt_gre.bpf.c, "Offloads"), and it is segmented and its inner
+ * checksums completed once, where it leaves the machine: by the NIC (TSO
+ * with GRE offload, or software GSO when the driver lacks it). A veth as the
+ * metal's uplink (lab, tests) completes nothing: give it `ethtool -K <uplink>
+ * tx off` so validate_xmit_skb segments and checksums in software there
+ * (KERNEL_NOTES "Checksum offload": partial checksums are wrong on the wire).
+ * mt never changes the operator's uplink. Earlier versions turned the
+ * offloads off on all three (2 Gbit/s instead of ~16 through the tunnel):
+ * link_create and attach_decap turn them back on. NAME's gso_max_size is
+ * MT_GRE_GSO_MAX_SIZE, so the outer IPv4 length of a GSO packet fits 16
+ * bits (larger ones are segmented before NAME).
  *
  * Names: a tunnel name is 1..MT_GRE_NAME_MAX (13) characters of
  * [A-Za-z0-9_-] (no '.', so NAME + ".t" never collides with another
@@ -50,6 +56,10 @@
 #define MT_GRE_WIRE_SUFFIX ".t"
 #define MT_GRE_DEFAULT_MTU 1476
 #define MT_GRE_DEFAULT_TTL 64
+/* gso_max_size of a tunnel device: a GSO packet (Ethernet included, at
+ * NAME's transmit) must stay below it for the outer IPv4 total length,
+ * + 28 - 14, to fit 65535; 64 bytes of margin. */
+#define MT_GRE_GSO_MAX_SIZE (65536 - 64)
 #define MT_GRE_UPLINK "metal0"
 /* The tc filter the programs are attached as, on clsact ingress: our mark
  * for detach/query (other filters on the same hook are left alone). */
@@ -117,16 +127,19 @@ int mt_gre_bpf_netns_cookie(struct mt_gre_bpf *g, int nsfd, uint64_t *cookie);
 /* The MAC address of ifname in namespace nsfd. -ENODEV if absent. */
 int mt_gre_bpf_link_mac(struct mt_gre_bpf *g, int nsfd, const char *ifname,
 			uint8_t mac[6]);
-/* Turns tx checksum offload off on ifname in nsfd (ETHTOOL_STXCSUM). */
-int mt_gre_bpf_tx_csum_off(struct mt_gre_bpf *g, int nsfd,
-			   const char *ifname, char *err, size_t errlen);
+/* Turns tx checksum offload (and with it TSO, when the device has it) on,
+ * on ifname in nsfd (ETHTOOL_STXCSUM): the state the GRE path wants on the
+ * tunnel's devices and metal0 (see above). */
+int mt_gre_bpf_tx_csum_on(struct mt_gre_bpf *g, int nsfd,
+			  const char *ifname, char *err, size_t errlen);
 
 /* ---- devices ------------------------------------------------------------ */
 
 /* Creates the tunnel's veth pair NAME / NAME.t inside nsfd (both ends made
  * there directly, never moved), MTU mtu on NAME (0 = default) and mtu + 28
  * on the wire end (bpf_skb_adjust_room refuses to grow a packet past the
- * receiving device's MTU), NOARP, addrgenmode none, tx csum off, both up.
+ * receiving device's MTU), NOARP, addrgenmode none, tx csum and TSO on,
+ * gso_max_size MT_GRE_GSO_MAX_SIZE on NAME, both up.
  * The wire end gets an ifindex picked in [MT_GRE_IFINDEX_MIN,
  * MT_GRE_IFINDEX_MAX], unique across namespaces: the maps key on it (see
  * bpf/mt_gre_shared.h for why not the netns cookie).
@@ -145,8 +158,10 @@ int mt_gre_bpf_link_delete(struct mt_gre_bpf *g, int nsfd, const char *name,
  * there: idempotent, and after a restart swaps in this process's program. */
 int mt_gre_bpf_attach_encap(struct mt_gre_bpf *g, int nsfd, const char *name,
 			    char *err, size_t errlen);
-/* The same with the decap program on uplink ("" = MT_GRE_UPLINK); also
- * turns tx checksum offload off on the uplink. */
+/* The same with the decap program on uplink ("" = MT_GRE_UPLINK), the
+ * customer namespace's veth to the metal (made by mt, not the metal's own
+ * uplink); also turns its tx checksum offload on (undoing earlier
+ * versions, which turned it off). */
 int mt_gre_bpf_attach_decap(struct mt_gre_bpf *g, int nsfd,
 			    const char *uplink, char *err, size_t errlen);
 /* Removes our filter from ifname's clsact ingress (the qdisc and other

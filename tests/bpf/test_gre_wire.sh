@@ -6,9 +6,11 @@
 # cust plays a customer namespace (edge endpoint 192.0.2.10), rtr the origin
 # router (endpoint 203.0.113.1) running the same BPF GRE through
 # gre_lab_loader with the endpoints swapped, srv an origin server behind it.
-# Checks: a real HTTP download (curl <- python3 http.server) plus UDP and
-# ICMP through the tunnel in both directions; a capture between metal and
-# rtr decoded by scapy (standard GRE, key, valid outer and inner checksums);
+# Checks: a real HTTP download (curl <- python3 http.server), a TCP upload,
+# UDP and ICMP through the tunnel in both directions; a capture between
+# metal and rtr decoded by scapy (standard GRE, key, valid outer and inner
+# checksums, nothing over 1500 bytes); GSO kept through the tunnel (gre1
+# sends packets larger than its MTU) and a GSO GRE packet decapsulated;
 # the same with bpf_redirect_neigh instead of static MACs; anti-spoofing
 # (wrong source / key / flags dropped and counted by reason, nothing
 # delivered on gre1) with a positive control.
@@ -24,7 +26,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	echo "skip: needs root"
 	exit 77
 fi
-for tool in tcpdump curl ip; do
+for tool in tcpdump curl ip ethtool; do
 	if ! command -v "$tool" >/dev/null; then
 		echo "skip: $tool not installed (deploy/install-deps.sh)"
 		exit 77
@@ -100,6 +102,13 @@ run ip -n "$M" route add 192.0.2.10/32 via 10.255.0.1 dev mtgw-c
 run ip -n "$M" route add 203.0.113.0/24 via 10.255.1.1 dev mtgw-r
 run ip netns exec "$M" sysctl -qw net.ipv4.ip_forward=1
 run ip netns exec "$R" sysctl -qw net.ipv4.ip_forward=1
+# The metal's uplink (mtgw-r, where the capture runs) is a veth standing in
+# for a NIC: the GRE path keeps offloads on and hands it GSO packets with
+# partial inner checksums, which a NIC segments and checksums (TSO); a veth
+# does not, so tx offload off makes validate_xmit_skb do it in software
+# here, once, at the wire (bpf/mt_gre.bpf.c, "Offloads"). The same for the
+# router's uplink up0 (in up_tunnels: attaching its decap turns it on).
+run ip netns exec "$M" ethtool -K mtgw-r tx off
 
 # ---- tunnels ----------------------------------------------------------------
 KEY=4242
@@ -113,6 +122,7 @@ up_tunnels() { # $1: "static" (MACs in the map) or "neigh"
 	run L up "$C" gre1 192.0.2.10 203.0.113.1 key=$KEY ttl=64 "${cpeer[@]}"
 	run L up "$R" rgre1 203.0.113.1 192.0.2.10 key=$KEY uplink=up0 \
 		"${rpeer[@]}"
+	run ip netns exec "$R" ethtool -K up0 tx off
 }
 up_tunnels static
 # idempotent: a second up changes nothing and succeeds
@@ -129,10 +139,10 @@ case "$show" in
 esac
 for dev in gre1 gre1.t metal0; do
 	if ip netns exec "$C" ethtool -k "$dev" 2>/dev/null |
-		grep -q '^tx-checksumming: off'; then
-		ok "$dev tx checksum offload off"
-	elif command -v ethtool >/dev/null; then
-		fail "$dev tx checksum offload not off"
+		grep -q '^tcp-segmentation-offload: on'; then
+		ok "$dev tx checksum offload and TSO on (GSO kept)"
+	else
+		fail "$dev: TSO not on: $(ip netns exec "$C" ethtool -k "$dev" 2>&1 | grep -E '^(tx-checksumming|tcp-segmentation-offload):' | tr '\n' ' ')"
 	fi
 done
 ip -n "$C" -d link show gre1 | grep -q NOARP || fail "gre1 not NOARP"
@@ -159,6 +169,48 @@ handler = functools.partial(http.server.SimpleHTTPRequestHandler,
 Server(("198.51.100.10", 8080), handler).serve_forever()
 ' "$tmp/www" >"$tmp/http.log" 2>&1 &
 pids+=($!)
+# An upload sink: reads a connection to EOF, answers the sha256 of it.
+ip netns exec "$S" "$py" -c '
+import hashlib, socket
+s = socket.create_server(("198.51.100.10", 8081))
+while True:
+    c, _ = s.accept()
+    h = hashlib.sha256()
+    while True:
+        b = c.recv(65536)
+        if not b:
+            break
+        h.update(b)
+    c.sendall(h.hexdigest().encode())
+    c.close()
+' >"$tmp/sink.log" 2>&1 &
+pids+=($!)
+
+upload() { # -> the sink's sha256 of the blob sent from C
+	ip netns exec "$C" "$py" -c '
+import socket, sys
+data = open(sys.argv[1], "rb").read()
+for i in range(50):
+    try:
+        s = socket.create_connection(("198.51.100.10", 8081), timeout=30)
+        break
+    except OSError:
+        import time; time.sleep(0.1)
+s.sendall(data)
+s.shutdown(socket.SHUT_WR)
+print(s.recv(100).decode())
+' "$tmp/www/blob" 2>/dev/null
+}
+
+tx_bytes() { # $1 ns, $2 dev
+	ip -n "$1" -s -j link show "$2" |
+		"$py" -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["tx"]["bytes"])'
+}
+
+rx_bytes() { # $1 ns, $2 dev
+	ip -n "$1" -s -j link show "$2" |
+		"$py" -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["rx"]["bytes"])'
+}
 
 rx_packets() { # $1 ns, $2 dev
 	ip -n "$1" -s -j link show "$2" |
@@ -170,8 +222,9 @@ tx_packets() { # $1 ns, $2 dev
 		"$py" -c 'import json,sys; print(json.load(sys.stdin)[0]["stats64"]["tx"]["packets"])'
 }
 
-traffic_round() { # $1: label
-	local label=$1 pcap=$tmp/$1.pcap tpid got sum i
+traffic_round() { # $1: label, $2: "wire" (check the capture) or "gso"
+	local label=$1 mode=$2 pcap=$tmp/$1.pcap tpid got sum i
+	local p0 b0 p1 b1 mp0 mb0 mp1 mb1
 	: >"$tmp/$label.tcpdump"
 	ip netns exec "$M" tcpdump -i mtgw-r --immediate-mode -B 16384 -s 0 -U -w "$pcap" 'ip proto 47' \
 		2>"$tmp/$label.tcpdump" &
@@ -186,12 +239,38 @@ traffic_round() { # $1: label
 			http://198.51.100.10:8080/ && break
 		sleep 0.1
 	done
+	mp0=$(rx_packets "$C" metal0) mb0=$(rx_bytes "$C" metal0)
 	got=$(ip netns exec "$C" curl -s -m 30 http://198.51.100.10:8080/blob |
 		sha256sum | cut -d' ' -f1)
+	mp1=$(rx_packets "$C" metal0) mb1=$(rx_bytes "$C" metal0)
 	if [ "$got" = "$want_sum" ]; then
 		ok "$label: 3 MB HTTP download through the tunnel intact"
 	else
 		fail "$label: download through the tunnel (sha256 $got)"
+	fi
+	if [ "$mode" = gso ]; then
+		# the router's up0 hands GSO GRE to the metal: metal0 receives
+		# packets larger than the MTU and the decap takes them whole
+		if [ $(((mb1 - mb0) / (mp1 - mp0 + 1))) -gt 1500 ]; then
+			ok "$label: GSO GRE decapsulated ($((mp1 - mp0)) packets, $((mb1 - mb0)) bytes on metal0)"
+		else
+			fail "$label: no GSO GRE reached metal0 ($((mp1 - mp0)) packets, $((mb1 - mb0)) bytes)"
+		fi
+	fi
+	p0=$(tx_packets "$C" gre1) b0=$(tx_bytes "$C" gre1)
+	got=$(upload)
+	p1=$(tx_packets "$C" gre1) b1=$(tx_bytes "$C" gre1)
+	if [ "$got" = "$want_sum" ]; then
+		ok "$label: 3 MB TCP upload through the tunnel intact"
+	else
+		fail "$label: upload through the tunnel (sha256 \"$got\")"
+	fi
+	# TSO on gre1: the upload leaves gre1 as GSO packets (one tx per
+	# packet, larger than gre1's MTU on average)
+	if [ $(((b1 - b0) / (p1 - p0 + 1))) -gt 1472 ]; then
+		ok "$label: GSO kept through gre1 ($((p1 - p0)) packets, $((b1 - b0)) bytes)"
+	else
+		fail "$label: gre1 sent MTU-sized packets only ($((p1 - p0)) packets, $((b1 - b0)) bytes): GSO lost"
 	fi
 	if ip netns exec "$C" ping -q -c 5 -i 0.05 -W 2 198.51.100.10 \
 		>/dev/null 2>&1; then
@@ -213,6 +292,7 @@ for i in range(20):
 	echo "$label: gre1 sent $((tx1 - tx0)) packets for 20 UDP datagrams"
 	kill "$tpid"
 	wait "$tpid" 2>/dev/null
+	[ "$mode" = wire ] || return 0
 	if "$py" "$srcdir/gre_wire_check.py" "$pcap" "$KEY" >"$tmp/$label.json"; then
 		ok "$label: every captured packet is standard GRE with valid checksums: $(cat "$tmp/$label.json")"
 	else
@@ -227,6 +307,22 @@ for i in range(20):
 	      d.get("203.0.113.1>192.0.2.10", 0) > 0)
 	sys.exit(0 if ok else 1)
 	PY
+	# segmentation happened before the wire: no frame over the uplink's MTU
+	local big
+	big=$("$py" - "$pcap" <<-'PY'
+	import sys
+	from scapy.all import IP, rdpcap
+	ps = [p[IP] for p in rdpcap(sys.argv[1]) if IP in p]
+	print("%d %d %d" % (len(ps), max(p.len for p in ps),
+	                    sum(1 for p in ps if p.len > 1500)))
+	PY
+	)
+	set -- $big
+	if [ "${3:-1}" = 0 ]; then
+		ok "$label: capture: $1 packets, largest IPv4 packet $2 bytes (<= 1500)"
+	else
+		fail "$label: capture: $3 of $1 packets over 1500 bytes (largest $2)"
+	fi
 	if [ "$failures" -gt 0 ]; then # diagnostics
 		cat "$tmp/$label.tcpdump"
 		ip -n "$M" -s link show mtgw-c
@@ -236,14 +332,21 @@ for i in range(20):
 		ip -n "$M" neigh; ip -n "$C" -s link show metal0
 	fi
 }
-traffic_round static
+traffic_round static wire
 
 up_tunnels neigh
 case "$(L show "$C" gre1)" in
 *"key $KEY"*) ;;
 *) fail "neigh re-up" ;;
 esac
-traffic_round neigh
+traffic_round neigh wire
+
+# The decap of GSO GRE: the router's uplink leaves its offload on, so the
+# download arrives on metal0 as GSO GRE packets (up to 64 KB, partial
+# inner checksums: fine between veths; no capture check).
+run ip netns exec "$R" ethtool -K up0 tx on
+traffic_round gso-decap gso
+run ip netns exec "$R" ethtool -K up0 tx off
 
 # ---- anti-spoofing ---------------------------------------------------------
 drops() { # $1 reason [$2 $3: ns tunnel] -> count (all, or the tunnel's)

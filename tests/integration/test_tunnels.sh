@@ -29,7 +29,7 @@ T_HERE=$(cd "$(dirname "$0")" && pwd)
 . "$T_HERE/lib_checks.sh"
 
 PY=/usr/bin/python3 # Debian's python3-scapy imports only there
-for tool in tcpdump curl bpftool; do
+for tool in tcpdump curl bpftool ethtool; do
 	if ! command -v "$tool" >/dev/null; then
 		echo "SKIP: $tool not installed (deploy/install-deps.sh)"
 		exit 77
@@ -135,12 +135,19 @@ for ns in "$UP" "$O1" "$O2"; do
 	setup in_ns "$ns" sysctl -qw net.ipv4.ip_forward=1
 	setup in_ns "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0
 done
+# The metal's uplink is a veth standing in for a NIC: mt's GRE path keeps
+# offloads on and hands it GSO packets with partial inner checksums, which
+# a NIC segments and checksums; with tx offload off the veth does that in
+# software (bpf/mt_gre.bpf.c, "Offloads"). The origin routers' uplinks too
+# (origin_tunnel: attaching their decap turns it on).
+setup in_ns "$T_METAL" ethtool -K uplink tx off
 
 # ---- the origin routers: BPF GRE with the endpoints swapped --------------
 origin_tunnel() { # NS NAME LOCAL REMOTE INNER [key=K]
 	local ns=$1 name=$2 local=$3 remote=$4 inner=$5
 	shift 5
 	setup L up "$ns" "$name" "$local" "$remote" uplink=eth0 "$@"
+	setup in_ns "$ns" ethtool -K eth0 tx off
 	setup ip -n "$ns" addr add "$inner" dev "$name"
 	setup in_ns "$ns" sysctl -qw "net.ipv4.conf.$name.rp_filter=0"
 }
