@@ -147,8 +147,10 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 	struct mt_rpc_status st;
 	size_t n_configs;
 	int r, failed = 0;
+	uint64_t t0 = mt_monotonic_us(), t_obs, t_plan, t_apply;
 
 	r = observe(a, scope, &observed);
+	t_obs = mt_monotonic_us();
 	if (r < 0)
 		return r;
 	desired = mt_kstate_new();
@@ -177,6 +179,7 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 	r = mt_diff(desired, observed, scope->full ? NULL : &dscope, plan);
 	if (r < 0)
 		goto out;
+	t_plan = mt_monotonic_us();
 
 	if (!dry_run && plan->n_ops) {
 		/* The deadline grows with the plan: a cold start of
@@ -208,6 +211,7 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 				ar->results[i]->message);
 		}
 	}
+	t_apply = mt_monotonic_us();
 	if (!dry_run) {
 		a->reconciles++;
 		record_outcome(a, scope, plan, ar);
@@ -216,6 +220,10 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 				scope->full ? "all customers" : "changed customers",
 				plan->n_ops, failed);
 	}
+	mt_debug("reconcile (%s, %zu ops): observe %.1f ms, plan %.1f ms, apply %.1f ms",
+		 scope->full ? "full" : "scoped", plan->n_ops,
+		 (t_obs - t0) / 1e3, (t_plan - t_obs) / 1e3,
+		 (t_apply - t_plan) / 1e3);
 	if (reply) {
 		reply->ops = (uint32_t)plan->n_ops;
 		reply->failed = (uint32_t)failed;

@@ -49,6 +49,13 @@ enum applier {
 	APPLY_CUST_NFT, /* nft_cust.c: mt's table in customer namespaces */
 };
 
+static const char *const applier_name[] = {
+	[APPLY_RTNL] = "rtnetlink",
+	[APPLY_MARK] = "marking-table",
+	[APPLY_TUNNEL] = "tunnel",
+	[APPLY_CUST_NFT] = "customer-nft",
+};
+
 static enum applier op_applier(const Mt__Kernel__Op *op)
 {
 	switch (op->object_case) {
@@ -148,7 +155,7 @@ static Mt__Rpc__Code h_apply(void *ctx, const ProtobufCMessage *in,
 	const Mt__Kernel__Plan *plan = (const Mt__Kernel__Plan *)in;
 	Mt__Rpc__ApplyReply *reply = malloc(sizeof(*reply));
 	uint64_t writes = 0;
-	bool ns_deleted = false;
+	bool ns_deleted = false, ns_changed = false;
 	size_t i = 0;
 
 	if (!reply)
@@ -169,11 +176,15 @@ static Mt__Rpc__Code h_apply(void *ctx, const ProtobufCMessage *in,
 		enum applier k = op_applier(plan->ops[i]);
 		Mt__Kernel__Op **ops = plan->ops + i;
 		Mt__Kernel__OpResult **res = reply->results + i;
+		uint64_t t_run = mt_monotonic_us();
 		size_t j = i;
 		int r = 0;
 
 		while (j < plan->n_ops && op_applier(plan->ops[j]) == k) {
 			const Mt__Kernel__Op *op = plan->ops[j];
+
+			if (op->object_case == MT__KERNEL__OP__OBJECT_NETNS)
+				ns_changed = true;
 
 			/* the modules' cached sockets in a namespace keep it
 			 * (and its veth) alive: let go before it is deleted */
@@ -206,6 +217,8 @@ static Mt__Rpc__Code h_apply(void *ctx, const ProtobufCMessage *in,
 		}
 		if (r < 0)
 			mt_warn("apply: %s", strerror(-r));
+		mt_debug("apply: %zu %s ops in %.2f ms", j - i,
+			 applier_name[k], (mt_monotonic_us() - t_run) / 1e3);
 		i = j;
 	}
 	/* the BPF map entries of tunnels whose namespace went away */
@@ -226,8 +239,10 @@ static Mt__Rpc__Code h_apply(void *ctx, const ProtobufCMessage *in,
 	fp->kernel_writes += writes;
 	mt_debug("applied %zu ops (%u failed, %lu kernel writes)", plan->n_ops,
 		 reply->failed, (unsigned long)writes);
-	/* namespaces may have come or gone */
-	mt_monitor_sync(fp->monitor);
+	/* namespaces may have come or gone (a sync lists them all: only
+	 * after a plan that created or deleted one) */
+	if (ns_changed)
+		mt_monitor_sync(fp->monitor);
 	*out = &reply->base;
 	return MT__RPC__CODE__OK;
 nomem:

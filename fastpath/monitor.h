@@ -19,7 +19,8 @@ int mt_monitor_new(struct mt_rtnl *ctx, mt_monitor_cb cb, void *data,
 void mt_monitor_free(struct mt_monitor *mon);
 
 /* Watches every owned namespace that exists now and stops watching those
- * that are gone. Call after each applied plan. Returns 0 or -errno. */
+ * that are gone. Call after each applied plan that created or deleted a
+ * namespace (it lists them all). Returns 0 or -errno. */
 int mt_monitor_sync(struct mt_monitor *mon);
 
 /* An epoll fd, readable when some notification is pending. */

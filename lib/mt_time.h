@@ -18,7 +18,15 @@ static inline uint64_t mt_realtime_ms(void)
 	return mt_now_ms(CLOCK_REALTIME);
 }
 
-/* Monotonic clock, for timers. */
+/* Monotonic clock, for timers (and microseconds, for timing work). */
+static inline uint64_t mt_monotonic_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 static inline uint64_t mt_monotonic_ms(void)
 {
 	return mt_now_ms(CLOCK_MONOTONIC);
