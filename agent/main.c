@@ -232,6 +232,10 @@ int main(int argc, char **argv)
 			       "");
 		return 1;
 	}
+	/* Busy until the loop first waits in poll(): loading a large store
+	 * and the first reconcile come before it, and the watchdog must not
+	 * take the unanswered probes for a wedged listener. */
+	mt_rpc_server_idle(a->api, false);
 	mt_rpc_server_watchdog_start(a->api, 2000);
 	r = mt_rpc_client_open(mt_rpc_url(a->metal.instance, "fastpath", url,
 					  sizeof(url)),

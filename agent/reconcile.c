@@ -17,20 +17,32 @@
 
 enum { FP_OBSERVE, FP_APPLY, FP_PING };
 
-static int observe(struct agent *a, const struct agent_scope *scope,
-		   Mt__Kernel__KernelState **out)
+/* Observe in two halves (mt_rpc_call_start/finish): the agent builds the
+ * desired state while mt-fastpath reads the kernel, each on its own core. */
+static int observe_start(struct agent *a, const struct agent_scope *scope)
 {
 	Mt__Rpc__ObserveRequest req = MT__RPC__OBSERVE_REQUEST__INIT;
-	struct mt_rpc_status st;
-	ProtobufCMessage *reply = NULL;
 	int r;
 
 	if (!scope->full) {
 		req.owners = scope->owners;
 		req.n_owners = scope->n;
 	}
-	r = mt_rpc_call(a->fastpath, &mt__rpc__fastpath__descriptor,
-			FP_OBSERVE, &req.base, &reply, a->rpc_timeout_ms, &st);
+	r = mt_rpc_call_start(a->fastpath, &mt__rpc__fastpath__descriptor,
+			      FP_OBSERVE, &req.base, a->rpc_timeout_ms);
+	if (r < 0)
+		mt_warn("observe failed: %s", strerror(-r));
+	return r;
+}
+
+static int observe_finish(struct agent *a, Mt__Kernel__KernelState **out)
+{
+	struct mt_rpc_status st;
+	ProtobufCMessage *reply = NULL;
+	int r;
+
+	r = mt_rpc_call_finish(a->fastpath, &mt__rpc__fastpath__descriptor,
+			       FP_OBSERVE, &reply, a->rpc_timeout_ms, &st);
 	if (r < 0) {
 		mt_warn("observe failed: %s%s%s", strerror(-r),
 			r == -EREMOTEIO ? ": " : "",
@@ -147,10 +159,9 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 	struct mt_rpc_status st;
 	size_t n_configs;
 	int r, failed = 0;
-	uint64_t t0 = mt_monotonic_us(), t_obs, t_plan, t_apply;
+	uint64_t t0 = mt_monotonic_us(), t_built, t_obs, t_plan, t_apply;
 
-	r = observe(a, scope, &observed);
-	t_obs = mt_monotonic_us();
+	r = observe_start(a, scope);
 	if (r < 0)
 		return r;
 	desired = mt_kstate_new();
@@ -172,6 +183,16 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 		n_configs = k;
 	}
 	r = mt_desired_build(&a->metal, configs, n_configs, desired);
+	t_built = mt_monotonic_us();
+	{
+		/* the answer is collected even when the build failed: the
+		 * REQ socket holds it until then */
+		int o = observe_finish(a, &observed);
+
+		if (r >= 0)
+			r = o;
+	}
+	t_obs = mt_monotonic_us();
 	if (r < 0)
 		goto out;
 	dscope.owners = (const char *const *)scope->owners;
@@ -220,10 +241,10 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 				scope->full ? "all customers" : "changed customers",
 				plan->n_ops, failed);
 	}
-	mt_debug("reconcile (%s, %zu ops): observe %.1f ms, plan %.1f ms, apply %.1f ms",
+	mt_debug("reconcile (%s, %zu ops): observe %.1f ms (desired state built meanwhile in %.1f ms), diff %.1f ms, apply %.1f ms",
 		 scope->full ? "full" : "scoped", plan->n_ops,
-		 (t_obs - t0) / 1e3, (t_plan - t_obs) / 1e3,
-		 (t_apply - t_plan) / 1e3);
+		 (t_obs - t0) / 1e3, (t_built - t0) / 1e3,
+		 (t_plan - t_obs) / 1e3, (t_apply - t_plan) / 1e3);
 	if (reply) {
 		reply->ops = (uint32_t)plan->n_ops;
 		reply->failed = (uint32_t)failed;

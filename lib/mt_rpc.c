@@ -193,24 +193,15 @@ static uint8_t *pack_message(const ProtobufCMessage *m, size_t *len)
 	return buf;
 }
 
-int mt_rpc_call(struct mt_rpc_client *c, const ProtobufCServiceDescriptor *svc,
-		unsigned method, const ProtobufCMessage *in,
-		ProtobufCMessage **out, unsigned timeout_ms,
-		struct mt_rpc_status *st)
+int mt_rpc_call_start(struct mt_rpc_client *c,
+		      const ProtobufCServiceDescriptor *svc, unsigned method,
+		      const ProtobufCMessage *in, unsigned timeout_ms)
 {
 	Mt__Rpc__Request req = MT__RPC__REQUEST__INIT;
-	Mt__Rpc__Response *resp;
 	_cleanup_free_ uint8_t *body = NULL, *wire = NULL;
 	size_t body_len, wire_len;
-	char *rbuf = NULL;
-	size_t rlen = 0;
 	int e, r;
 
-	*out = NULL;
-	if (st) {
-		st->code = MT__RPC__CODE__OK;
-		st->message[0] = '\0';
-	}
 	if (method >= svc->n_methods ||
 	    in->descriptor != svc->methods[method].input)
 		return -EINVAL;
@@ -237,8 +228,34 @@ int mt_rpc_call(struct mt_rpc_client *c, const ProtobufCServiceDescriptor *svc,
 	nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO, (nng_duration)timeout_ms);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECVTIMEO, (nng_duration)timeout_ms);
 	e = nng_send(c->sock, wire, wire_len, 0);
-	if (e == 0)
-		e = nng_recv(c->sock, &rbuf, &rlen, NNG_FLAG_ALLOC);
+	if (e) {
+		r = mt_rpc_errno(e);
+		if (r == -ETIMEDOUT && !mt_rpc_client_connected(c))
+			r = -ECONNREFUSED;
+		return r;
+	}
+	return 0;
+}
+
+int mt_rpc_call_finish(struct mt_rpc_client *c,
+		       const ProtobufCServiceDescriptor *svc, unsigned method,
+		       ProtobufCMessage **out, unsigned timeout_ms,
+		       struct mt_rpc_status *st)
+{
+	Mt__Rpc__Response *resp;
+	char *rbuf = NULL;
+	size_t rlen = 0;
+	int e, r;
+
+	*out = NULL;
+	if (st) {
+		st->code = MT__RPC__CODE__OK;
+		st->message[0] = '\0';
+	}
+	if (method >= svc->n_methods)
+		return -EINVAL;
+	nng_socket_set_ms(c->sock, NNG_OPT_RECVTIMEO, (nng_duration)timeout_ms);
+	e = nng_recv(c->sock, &rbuf, &rlen, NNG_FLAG_ALLOC);
 	if (e) {
 		r = mt_rpc_errno(e);
 		/* Nobody to talk to is not the same as a slow server. */
@@ -263,6 +280,24 @@ int mt_rpc_call(struct mt_rpc_client *c, const ProtobufCServiceDescriptor *svc,
 					 resp->body.len, resp->body.data);
 	mt__rpc__response__free_unpacked(resp, NULL);
 	return *out ? 0 : -EPROTO;
+}
+
+int mt_rpc_call(struct mt_rpc_client *c, const ProtobufCServiceDescriptor *svc,
+		unsigned method, const ProtobufCMessage *in,
+		ProtobufCMessage **out, unsigned timeout_ms,
+		struct mt_rpc_status *st)
+{
+	int r;
+
+	*out = NULL;
+	if (st) {
+		st->code = MT__RPC__CODE__OK;
+		st->message[0] = '\0';
+	}
+	r = mt_rpc_call_start(c, svc, method, in, timeout_ms);
+	if (r < 0)
+		return r;
+	return mt_rpc_call_finish(c, svc, method, out, timeout_ms, st);
 }
 
 /* ---- events ---- */

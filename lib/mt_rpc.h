@@ -64,6 +64,17 @@ int mt_rpc_call(struct mt_rpc_client *c, const ProtobufCServiceDescriptor *svc,
 		unsigned method, const ProtobufCMessage *in,
 		ProtobufCMessage **out, unsigned timeout_ms,
 		struct mt_rpc_status *st);
+/* The same call in two halves, so the caller can work while the server
+ * does: start sends the request (0 or the errors above), finish waits for
+ * the answer to the one outstanding request (a REQ socket has one).
+ * Nothing else may be called on c in between. */
+int mt_rpc_call_start(struct mt_rpc_client *c,
+		      const ProtobufCServiceDescriptor *svc, unsigned method,
+		      const ProtobufCMessage *in, unsigned timeout_ms);
+int mt_rpc_call_finish(struct mt_rpc_client *c,
+		       const ProtobufCServiceDescriptor *svc, unsigned method,
+		       ProtobufCMessage **out, unsigned timeout_ms,
+		       struct mt_rpc_status *st);
 
 /* True when the client has a connected pipe to the server. */
 bool mt_rpc_client_connected(struct mt_rpc_client *c);

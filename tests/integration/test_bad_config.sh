@@ -103,6 +103,37 @@ reject "tunnel endpoint inside another customer's prefix" 1 \
 reject "tunnel endpoint with a /len" 1 \
 	"{$C, \"prefixes\": [\"198.51.0.64/28\"], \"tunnelEndpoints\": [\"192.0.2.3/32\"]}" \
 	'customer 3 "c3"' 'tunnel_endpoints\[0\]'
+
+# ---- tunnels (issue 3): refused by mtctl and by the agent alike, nothing
+# stored. tunnel NAME EDGE INNER [EXTRA]: one tunnel object.
+tunnel() {
+	printf '{"name": "%s", "edgeEndpoint": "%s", "routerEndpoint": "198.18.21.2", "innerAddress": "%s"%s}' \
+		"$1" "$2" "$3" "${4:-}"
+}
+TC="$C, \"prefixes\": [\"198.51.0.64/28\"], \"tunnelEndpoints\": [\"192.0.2.3\"]"
+ROUTE='"routes": [{"prefix": "198.51.0.64/28", "tunnel": "gre1", "priority": 10, "weight": 1}]'
+reject "tunnel: edge endpoint owned by another customer" 1 \
+	"{$TC, \"tunnels\": [$(tunnel gre1 192.0.2.1 100.127.0.0/31)]}" \
+	'customer 3 "c3"' 'tunnels\[0\]' 'edge_endpoint "192\.0\.2\.1"'
+reject "tunnel: overlapping inner addresses" 1 \
+	"{$TC, \"tunnels\": [$(tunnel gre1 192.0.2.3 100.127.0.0/31), $(tunnel gre2 192.0.2.3 100.127.0.1/30)]}" \
+	'customer 3 "c3"' 'tunnels\[1\] "gre2"' 'overlaps tunnels\[0\] "gre1"'
+reject "tunnel: name too long for an interface" 1 \
+	"{$TC, \"tunnels\": [$(tunnel gre-tunnel-long 192.0.2.3 100.127.0.0/31)]}" \
+	'customer 3 "c3"' 'tunnels\[0\]\.name "gre-tunnel-long"' 'too long for an interface name'
+reject "tunnel: a route naming an unknown tunnel" 1 \
+	"{$TC, \"tunnels\": [$(tunnel gre1 192.0.2.3 100.127.0.0/31)], \"routes\": [{\"prefix\": \"198.51.0.64/28\", \"tunnel\": \"nope\", \"priority\": 10, \"weight\": 1}]}" \
+	'customer 3 "c3"' 'routes\[0\]' 'tunnel "nope" is not one of'
+for w in 0 257; do
+	reject "tunnel: route weight $w" 1 \
+		"{$TC, \"tunnels\": [$(tunnel gre1 192.0.2.3 100.127.0.0/31)], \"routes\": [{\"prefix\": \"198.51.0.64/28\", \"tunnel\": \"gre1\", \"priority\": 10, \"weight\": $w}]}" \
+		'customer 3 "c3"' 'routes\[0\]' "weight $w: must be 1-256"
+done
+for mtu in 575 1477; do
+	reject "tunnel: MTU $mtu" 1 \
+		"{$TC, \"tunnels\": [$(tunnel gre1 192.0.2.3 100.127.0.0/31 ", \"mtu\": $mtu")], $ROUTE}" \
+		'customer 3 "c3"' 'tunnels\[0\] "gre1"' "mtu $mtu: must be 576-1476"
+done
 reject "no prefixes" 1 \
 	"{$C}" \
 	'customer 3 "c3"' 'prefixes'
