@@ -30,9 +30,10 @@
  * and erspan0.
  *
  * Threads: like gre_bpf.h, calls switch the calling thread into customer
- * namespaces (only to open a namespace's netlink socket, which is then
- * cached, and for the gre_bpf.c steps that need it). Use one thread, not
- * the one running the event loop.
+ * namespaces and back (only to open a namespace's netlink socket, which is
+ * then cached, and for the gre_bpf.c steps that need it). One call at a
+ * time on a handle: mt-fastpath applies on its loop thread and observes
+ * on a helper thread while the loop waits for it.
  *
  * Descriptors: each cached namespace holds two (its netns fd and a netlink
  * socket inside it). A cached fd keeps a deleted namespace, and so its
