@@ -1503,27 +1503,10 @@ out:
 
 /* ---- apply ---- */
 
-static Mt__Kernel__OpResult *result_get(Mt__Kernel__OpResult **results,
-					size_t i)
-{
-	if (!results[i]) {
-		results[i] = malloc(sizeof(*results[i]));
-		if (!results[i])
-			return NULL;
-		mt__kernel__op_result__init(results[i]);
-	}
-	return results[i];
-}
-
 static void result_set(Mt__Kernel__OpResult **results, size_t i, int error,
 		       const char *msg)
 {
-	Mt__Kernel__OpResult *res = result_get(results, i);
-
-	if (!res)
-		return;
-	res->error = error;
-	(void)mt_kstate_set_str(&res->message, msg);
+	(void)mt_op_result_set(&results[i], error, msg);
 }
 
 /* Every op: the failing one with its own text, the others cancelled. */

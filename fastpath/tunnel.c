@@ -1429,24 +1429,7 @@ static void decap_cleanup(struct apply *a)
 static int result_set(Mt__Kernel__OpResult **slot, const Mt__Kernel__Op *op,
 		      const struct op_state *s)
 {
-	Mt__Kernel__OpResult *res = *slot;
-	char desc[320], msg[1200];
-
-	if (!res) {
-		res = malloc(sizeof(*res));
-		if (!res)
-			return -ENOMEM;
-		mt__kernel__op_result__init(res);
-		*slot = res;
-	}
-	res->error = s->err;
-	if (!s->err)
-		return mt_kstate_set_str(&res->message, "");
-	snprintf(msg, sizeof(msg), "%s: %s%s%s%s",
-		 mt_op_describe(op, desc, sizeof(desc)),
-		 *s->why ? s->why : strerror(-s->err),
-		 *s->kmsg ? " (kernel: " : "", s->kmsg, *s->kmsg ? ")" : "");
-	return mt_kstate_set_str(&res->message, msg);
+	return mt_op_result_describe(slot, op, s->err, s->why, s->kmsg);
 }
 
 int mt_tunnels_apply(struct mt_tunnels *t, Mt__Kernel__Op *const *ops, size_t n,

@@ -180,6 +180,37 @@ fail:
 	return NULL;
 }
 
+int mt_op_result_set(Mt__Kernel__OpResult **slot, int error, const char *msg)
+{
+	Mt__Kernel__OpResult *res = *slot;
+
+	if (!res) {
+		res = malloc(sizeof(*res));
+		if (!res)
+			return -ENOMEM;
+		mt__kernel__op_result__init(res);
+		*slot = res;
+	}
+	res->error = error;
+	return mt_kstate_set_str(&res->message, msg ? msg : "");
+}
+
+int mt_op_result_describe(Mt__Kernel__OpResult **slot, const Mt__Kernel__Op *op,
+			  int error, const char *why, const char *kmsg)
+{
+	char desc[320], msg[1200];
+
+	if (!error)
+		return mt_op_result_set(slot, 0, "");
+	why = why ? why : "";
+	kmsg = kmsg ? kmsg : "";
+	snprintf(msg, sizeof(msg), "%s: %s%s%s%s",
+		 mt_op_describe(op, desc, sizeof(desc)),
+		 *why ? why : strerror(-error), *kmsg ? " (kernel: " : "",
+		 kmsg, *kmsg ? ")" : "");
+	return mt_op_result_set(slot, error, msg);
+}
+
 static const char *ns_name(const char *ns)
 {
 	return ns && *ns ? ns : "metal";

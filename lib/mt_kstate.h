@@ -38,6 +38,15 @@ void mt_plan_free(Mt__Kernel__Plan *p);
 Mt__Kernel__Op *mt_plan_add(Mt__Kernel__Plan *p, Mt__Kernel__Op__Action action,
 			    const ProtobufCMessage *obj);
 
+/* Fills *slot (allocating it when NULL) with an op's outcome: error (0 or
+ * -errno) and msg ("" for NULL). 0 or -ENOMEM. */
+int mt_op_result_set(Mt__Kernel__OpResult **slot, int error, const char *msg);
+/* The same with the message operators read: "" on success, else
+ * "<mt_op_describe(op)>: <why, or strerror(-error) when why is empty>"
+ * and " (kernel: <kmsg>)" when the kernel said more. */
+int mt_op_result_describe(Mt__Kernel__OpResult **slot, const Mt__Kernel__Op *op,
+			  int error, const char *why, const char *kmsg);
+
 /* A deep copy of any message (pack + unpack). NULL on ENOMEM. */
 ProtobufCMessage *mt_message_dup(const ProtobufCMessage *m);
 
