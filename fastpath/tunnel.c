@@ -1641,6 +1641,47 @@ static int report(const struct drop_tab *drops, const struct scan *sc,
 	return 0;
 }
 
+/* Mark and sweep of the namespace cache over a listing of /run/netns. */
+static void cache_unmark(struct mt_tunnels *t)
+{
+	for (size_t i = 0; i < t->n_buckets; i++)
+		for (struct tns *h = t->buckets[i]; h; h = h->next)
+			h->seen = false;
+}
+
+static void cache_drop_unseen(struct mt_tunnels *t)
+{
+	for (size_t i = 0; i < t->n_buckets; i++) {
+		struct tns *h = t->buckets[i], *next;
+
+		for (; h; h = next) {
+			next = h->next;
+			if (!h->seen)
+				tns_drop(t, h);
+		}
+	}
+}
+
+/* The cached namespace of a listed entry, marked seen: 0 and owner and ns set;
+ * 1 when it is not a customer namespace or was deleted since the listing;
+ * -errno. */
+static int entry_ns(struct mt_tunnels *t, const struct mt_netns_entry *e,
+		    const char **owner, struct tns **ns)
+{
+	int r;
+
+	*owner = mt_metal_owner(t->m, e->name);
+	if (!*owner || !**owner)
+		return 1;
+	r = tns_get_ident(t, e->name, e->dev, e->ino, ns);
+	if (r == -ENOENT)
+		return 1;
+	if (r < 0)
+		return r;
+	(*ns)->seen = true;
+	return 0;
+}
+
 int mt_tunnels_observe(struct mt_tunnels *t, const char *const *owners,
 		       size_t n_owners, bool counters,
 		       Mt__Kernel__KernelState *st)
@@ -1658,22 +1699,16 @@ int mt_tunnels_observe(struct mt_tunnels *t, const char *const *owners,
 	v = calloc(n_ents ? n_ents : 1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	for (size_t i = 0; i < t->n_buckets; i++)
-		for (struct tns *h = t->buckets[i]; h; h = h->next)
-			h->seen = false;
+	cache_unmark(t);
 	for (size_t i = 0; i < n_ents; i++) {
-		const char *owner = mt_metal_owner(t->m, ents[i].name);
+		const char *owner;
 		struct tns *ns;
 
-		if (!owner || !*owner)
+		r = entry_ns(t, &ents[i], &owner, &ns);
+		if (r > 0)
 			continue;
-		r = tns_get_ident(t, ents[i].name, ents[i].dev, ents[i].ino,
-				  &ns);
-		if (r == -ENOENT)
-			continue; /* deleted since the listing */
 		if (r < 0)
 			goto out;
-		ns->seen = true;
 		v[n].ns = ns;
 		v[n].owner = owner;
 		v[n].stats = counters;
@@ -1682,15 +1717,7 @@ int mt_tunnels_observe(struct mt_tunnels *t, const char *const *owners,
 		n++;
 	}
 	if (!n_owners) /* a full listing: drop what is gone */
-		for (size_t i = 0; i < t->n_buckets; i++) {
-			struct tns *h = t->buckets[i], *next;
-
-			for (; h; h = next) {
-				next = h->next;
-				if (!h->seen)
-					tns_drop(t, h);
-			}
-		}
+		cache_drop_unseen(t);
 	for (size_t i = 0; i < n; i++)
 		metal_peer_mac(t, v[i].ns->name, v[i].peer_mac);
 
@@ -1756,33 +1783,19 @@ int mt_tunnels_sweep(struct mt_tunnels *t)
 	live = calloc(n_ents ? n_ents : 1, sizeof(*live));
 	if (!live)
 		return -ENOMEM;
-	for (size_t i = 0; i < t->n_buckets; i++)
-		for (struct tns *h = t->buckets[i]; h; h = h->next)
-			h->seen = false;
+	cache_unmark(t);
 	for (size_t i = 0; i < n_ents; i++) {
-		const char *owner = mt_metal_owner(t->m, ents[i].name);
+		const char *owner;
 		struct tns *ns;
 
-		if (!owner || !*owner)
-			continue;
-		r = tns_get_ident(t, ents[i].name, ents[i].dev, ents[i].ino,
-				  &ns);
-		if (r == -ENOENT)
+		r = entry_ns(t, &ents[i], &owner, &ns);
+		if (r > 0)
 			continue;
 		if (r < 0)
 			return r;
-		ns->seen = true;
 		live[n++] = ns->cookie;
 	}
-	for (size_t i = 0; i < t->n_buckets; i++) {
-		struct tns *h = t->buckets[i], *next;
-
-		for (; h; h = next) {
-			next = h->next;
-			if (!h->seen)
-				tns_drop(t, h);
-		}
-	}
+	cache_drop_unseen(t);
 	if (!t->bpf)
 		return 0;
 	return mt_gre_bpf_sweep(t->bpf, live, n);
