@@ -58,17 +58,7 @@
 #include "nft_batch.h"
 #include "nft_cust.h"
 #include "nft_cust_rules.h"
-
-static int failures;
-
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-				__LINE__, #c);                                 \
-			failures++;                                            \
-		}                                                              \
-	} while (0)
+#include "kcheck.h"
 
 #define NS_A "mtt-a"
 #define NS_B "mtt-b"
@@ -113,14 +103,6 @@ static char *sh_out(const char *fmt, ...)
 	}
 	pclose(f);
 	return buf;
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 /* ---- plans ---- */

@@ -37,46 +37,12 @@
 #include "nl.h"
 #include "rtnl_apply.h"
 #include "rtnl_observe.h"
-
-static int failures;
-
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-				__LINE__, #c);                                 \
-			failures++;                                            \
-		}                                                              \
-	} while (0)
+#include "kcheck.h"
 
 #define C Mt__Kernel__Op__Action
-#define CREATE MT__KERNEL__OP__ACTION__CREATE
-#define DELETE MT__KERNEL__OP__ACTION__DELETE
 
 static struct mt_metal metal;
 static char pfx[16];
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	static char bufs[64][128];
-	static int k;
-	char *b = bufs[k++ % 64];
-	va_list ap;
-
-	va_start(ap, f);
-	vsnprintf(b, 128, f, ap);
-	va_end(ap);
-	return b;
-}
 
 /* ---- plan building ------------------------------------------------------ */
 
@@ -256,11 +222,6 @@ static void free_results(Mt__Kernel__OpResult **res, size_t n)
 }
 
 /* ---- plan minus observed ------------------------------------------------ */
-
-static bool streq(const char *a, const char *b)
-{
-	return strcmp(a, b) == 0;
-}
 
 static bool same_nexthops(const Mt__Kernel__Route *a,
 			  const Mt__Kernel__Route *b)

@@ -47,51 +47,12 @@
 #include "nl.h"
 #include "rtnl_apply.h"
 #include "tunnel.h"
+#include "kcheck.h"
 
-static int failures;
-
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-				__LINE__, #c);                                 \
-			failures++;                                            \
-		}                                                              \
-	} while (0)
-
-#define CREATE MT__KERNEL__OP__ACTION__CREATE
-#define DELETE MT__KERNEL__OP__ACTION__DELETE
 #define PIN_ROOT "/run/mtt-bpf"
 
 static struct mt_metal metal;
 static char pfx[16];
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	static char bufs[64][128];
-	static int k;
-	char *b = bufs[k++ % 64];
-	va_list ap;
-
-	va_start(ap, f);
-	vsnprintf(b, 128, f, ap);
-	va_end(ap);
-	return b;
-}
-
-static bool streq(const char *a, const char *b)
-{
-	return a && b && strcmp(a, b) == 0;
-}
 
 static uint32_t ip(const char *s)
 {

@@ -54,20 +54,7 @@
 #include "nl.h"
 #include "rtnl_apply.h"
 #include "tunnel.h"
-
-static int failures;
-
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-				__LINE__, #c);                                 \
-			failures++;                                            \
-		}                                                              \
-	} while (0)
-
-#define CREATE MT__KERNEL__OP__ACTION__CREATE
-#define DELETE MT__KERNEL__OP__ACTION__DELETE
+#include "kcheck.h"
 
 /* The underlay: customer metal0 192.0.2.10/24, metal side 192.0.2.1;
  * metal to router 198.51.100.1/24 - .2; inside the tunnel 203.0.113.1/30
@@ -86,24 +73,6 @@ static int failures;
 static struct mt_metal metal;
 static char pfx[16], cust_ns[32], rtr_ns[32];
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	static char bufs[32][256];
-	static int k;
-	char *b = bufs[k++ % 32];
-	va_list ap;
-
-	va_start(ap, f);
-	vsnprintf(b, 256, f, ap);
-	va_end(ap);
-	return b;
-}
-
-static bool streq(const char *a, const char *b)
-{
-	return a && b && strcmp(a, b) == 0;
-}
 
 static uint32_t ip4(const char *s)
 {
