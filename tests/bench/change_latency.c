@@ -43,6 +43,7 @@
 
 #include "config.pb-c.h"
 #include "mt_store.h"
+#include "latency_stats.h"
 
 #define TIMEOUT_MS 10000
 #define GAP_US 20000
@@ -53,12 +54,6 @@ struct target {
 	uint32_t dst; /* network byte order */
 	uint8_t plen;
 	uint32_t table;
-};
-
-struct stats {
-	double *v;
-	size_t n;
-	unsigned timeouts;
 };
 
 static double now_ms(void)
@@ -195,29 +190,9 @@ static bool wait_events(int rt_fd, uint16_t rt_type, const struct target *t,
 	return true;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of the sorted samples. */
-static double pct(const struct stats *s, double p)
-{
-	size_t k;
-
-	if (!s->n)
-		return -1;
-	k = (size_t)(p / 100.0 * s->n + 0.999999);
-	if (k < 1)
-		k = 1;
-	return s->v[k - 1];
-}
-
 static void print_stats(const char *name, struct stats *s, bool comma)
 {
-	qsort(s->v, s->n, sizeof(*s->v), cmp_double);
+	stats_sort(s);
 	printf("\"%s\": {\"n\": %zu, \"p50\": %.3f, \"p99\": %.3f, \"max\": %.3f, \"timeouts\": %u}%s",
 	       name, s->n, pct(s, 50), pct(s, 99), s->n ? s->v[s->n - 1] : -1,
 	       s->timeouts, comma ? ", " : "");

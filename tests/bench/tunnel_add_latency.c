@@ -57,6 +57,7 @@
 #include "config.pb-c.h"
 #include "mt_json.h"
 #include "mt_store.h"
+#include "latency_stats.h"
 
 #define PROBE_US 100
 #define TIMEOUT_MS 10000
@@ -64,12 +65,6 @@
 #define GAP_US 20000
 
 extern char **environ;
-
-struct stats {
-	double *v;
-	size_t n;
-	unsigned timeouts;
-};
 
 struct probe {
 	int fd;
@@ -235,28 +230,9 @@ static Mt__Config__Customer *load_customer(const char *file)
 	return c;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double pct(const struct stats *s, double p)
-{
-	size_t k;
-
-	if (!s->n)
-		return -1;
-	k = (size_t)(p / 100.0 * s->n + 0.999999);
-	if (k < 1)
-		k = 1;
-	return s->v[k - 1];
-}
-
 static void print_stats(const char *name, struct stats *s, bool comma)
 {
-	qsort(s->v, s->n, sizeof(*s->v), cmp_double);
+	stats_sort(s);
 	printf("\"%s\": {\"n\": %zu, \"p50\": %.3f, \"p90\": %.3f, \"p99\": %.3f, \"max\": %.3f, \"timeouts\": %u, \"sorted\": [",
 	       name, s->n, pct(s, 50), pct(s, 90), pct(s, 99),
 	       s->n ? s->v[s->n - 1] : -1, s->timeouts);
