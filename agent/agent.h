@@ -82,6 +82,9 @@ struct agent {
 	unsigned rpc_timeout_ms;
 };
 
+/* Methods of service Fastpath, by index (proto/rpc.proto order). */
+enum { FP_OBSERVE, FP_APPLY, FP_PING };
+
 /* customers.c: the customer table and the store snapshot */
 
 /* Re-reads every customer from the store, validates what changed and

@@ -379,7 +379,6 @@ static Mt__Rpc__Code h_resume(void *ctx, const ProtobufCMessage *in,
 static Mt__Rpc__Code h_tunnels(void *ctx, const ProtobufCMessage *in,
 			       ProtobufCMessage **out, struct mt_rpc_status *st)
 {
-	enum { FP_OBSERVE = 0 };
 	struct agent *a = ctx;
 	const Mt__Rpc__CustomerRef *ref = (const Mt__Rpc__CustomerRef *)in;
 	Mt__Rpc__ObserveRequest req = MT__RPC__OBSERVE_REQUEST__INIT;

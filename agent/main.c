@@ -22,8 +22,6 @@
 #define RETRY_INTERVAL_MS 200
 #define DEFAULT_STORE_ROOT "/var/lib/mt"
 
-enum { FP_OBSERVE, FP_APPLY, FP_PING };
-
 static void usage(FILE *f)
 {
 	fprintf(f,

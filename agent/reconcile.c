@@ -15,8 +15,6 @@
 #include "mt_log.h"
 #include "mt_time.h"
 
-enum { FP_OBSERVE, FP_APPLY, FP_PING };
-
 /* Observe in two halves (mt_rpc_call_start/finish): the agent builds the
  * desired state while mt-fastpath reads the kernel, each on its own core. */
 static int observe_start(struct agent *a, const struct agent_scope *scope)
