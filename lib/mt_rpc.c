@@ -155,6 +155,7 @@ int mt_rpc_client_open(const char *url, struct mt_rpc_client **out)
 	/* A restarted server is found again quickly. */
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 20);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 500);
+	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, MT_RPC_MSG_MAX);
 	/* Try once synchronously so a server that is up is connected before
 	 * the first call; otherwise keep dialing in the background. */
 	e = nng_dial(c->sock, url, NULL, 0);

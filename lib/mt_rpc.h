@@ -21,6 +21,11 @@
 
 #include "rpc.pb-c.h"
 
+/* Largest message either end accepts (NNG_OPT_RECVMAXSZ; nng's default is
+ * 1 MiB). A plan that loads a 1M-prefix firewall list is ~25 MiB; observing
+ * 1000 customers with firewalls a few MiB. */
+#define MT_RPC_MSG_MAX (256u << 20)
+
 struct mt_rpc_status {
 	Mt__Rpc__Code code;
 	char message[512];

@@ -136,6 +136,7 @@ int mt_rpc_server_open(const char *url, const ProtobufCServiceDescriptor *svc,
 		goto fail;
 	}
 	nng_socket_set_ms(s->sock, NNG_OPT_SENDTIMEO, REPLY_TIMEOUT_MS);
+	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, MT_RPC_MSG_MAX);
 	r = start_listener(s);
 	if (r < 0) {
 		nng_close(s->sock);
