@@ -13,6 +13,7 @@
 #include "mt_log.h"
 #include "mt_time.h"
 #include "mt_validate.h"
+#include "fw_status.h"
 #include "tunnel_status.h"
 
 #define NEW(type, init)                                                        \
@@ -454,11 +455,59 @@ out:
 	return code;
 }
 
+/* ShowFirewall: one customer's firewall config in force joined with one
+ * observation (with counters) of that customer's namespace only. */
+static Mt__Rpc__Code h_firewall(void *ctx, const ProtobufCMessage *in,
+				ProtobufCMessage **out, struct mt_rpc_status *st)
+{
+	struct agent *a = ctx;
+	const Mt__Rpc__CustomerRef *ref = (const Mt__Rpc__CustomerRef *)in;
+	Mt__Rpc__ObserveRequest req = MT__RPC__OBSERVE_REQUEST__INIT;
+	Mt__Rpc__FirewallStatus *status = NULL;
+	ProtobufCMessage *obs = NULL;
+	struct agent_customer *e;
+	struct mt_rpc_status fst;
+	char err[512];
+	char *owner;
+	int r;
+
+	e = lookup(a, ref);
+	if (!e)
+		return not_found(st, ref);
+	if (!e->config)
+		return mt_rpc_fail(st, MT__RPC__CODE__FAILED_PRECONDITION,
+				   "customer %u has no valid config in force%s%s",
+				   e->id, *e->error ? ": " : "", e->error);
+	owner = e->config->name;
+	req.owners = &owner;
+	req.n_owners = 1;
+	req.counters = true;
+	r = mt_rpc_call(a->fastpath, &mt__rpc__fastpath__descriptor,
+			FP_OBSERVE, &req.base, &obs, a->rpc_timeout_ms, &fst);
+	if (r == -EREMOTEIO)
+		return mt_rpc_fail(st, MT__RPC__CODE__UNAVAILABLE,
+				   "customer %u \"%s\": mt-fastpath could not "
+				   "observe the firewall: %s",
+				   e->id, owner,
+				   fst.message[0] ? fst.message :
+						    mt_rpc_code_name(fst.code));
+	if (r < 0)
+		return fastpath_error(st, r);
+	r = mt_fw_status_build(&a->metal, e->config,
+			       (const Mt__Kernel__KernelState *)obs, &status,
+			       err, sizeof(err));
+	protobuf_c_message_free_unpacked(obs, NULL);
+	if (r < 0)
+		return mt_rpc_fail(st, MT__RPC__CODE__INTERNAL, "%s", err);
+	*out = &status->base;
+	return MT__RPC__CODE__OK;
+}
+
 /* In the order of service Agent in proto/rpc.proto. */
 static const struct mt_rpc_method agent_methods[] = {
 	{ h_status }, { h_list },      { h_get },   { h_put },   { h_delete },
 	{ h_plan },   { h_reconcile }, { h_pause }, { h_resume },
-	{ h_tunnels },
+	{ h_tunnels }, { h_firewall },
 };
 
 int agent_api_open(struct agent *a, const char *url)

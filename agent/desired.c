@@ -3,8 +3,10 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "mt_fw.h"
 #include "mt_kstate.h"
 #include "mt_prefix.h"
 #include "mt_validate.h"
@@ -194,6 +196,87 @@ static int add_mss_clamp(Mt__Kernel__KernelState *st, const char *netns,
 	return 0;
 }
 
+/* A firewall section that asks for nothing (no rule, no list, default
+ * allow) is no firewall: mt's chains are then absent. */
+static bool firewall_wanted(const Mt__Config__Firewall *fw)
+{
+	return fw && (fw->n_rules || fw->n_lists ||
+		      strcmp(mt_fw_default_action(fw->default_action) ?
+				     mt_fw_default_action(fw->default_action) :
+				     "",
+			     "allow") != 0);
+}
+
+/* One list: its compiled content as strings, with digest and count. */
+static int add_fw_list(Mt__Kernel__Firewall *f, const Mt__Config__IpList *l)
+{
+	Mt__Kernel__FirewallList *o = mt_firewall_add_list(f);
+	struct mt_fw_list cl;
+	char e[256], buf[MT_PREFIX_STRLEN];
+	int r;
+
+	if (!o)
+		return -ENOMEM;
+	r = mt_fw_list_compile(l->name, l->prefixes, l->n_prefixes, &cl, e,
+			       sizeof(e));
+	if (r < 0)
+		return r;
+	if (mt_kstate_set_str(&o->name, cl.name) < 0 ||
+	    mt_kstate_set_str(&o->family, mt_fw_family_name(cl.family)) < 0 ||
+	    mt_kstate_set_str(&o->digest, cl.digest) < 0)
+		r = -ENOMEM;
+	o->count = (uint32_t)cl.n;
+	if (r == 0 && cl.n) {
+		o->prefixes = malloc(cl.n * sizeof(*o->prefixes));
+		if (!o->prefixes)
+			r = -ENOMEM;
+	}
+	for (size_t i = 0; r == 0 && i < cl.n; i++) {
+		o->prefixes[i] = strdup(mt_prefix_format(&cl.prefixes[i], buf,
+							 sizeof(buf)));
+		if (!o->prefixes[i])
+			r = -ENOMEM;
+		else
+			o->n_prefixes++;
+	}
+	mt_fw_list_fini(&cl);
+	return r;
+}
+
+/* Firewall {netns, owner, default_action, rules canonical in order, lists
+ * with their full canonical content}. */
+static int add_firewall(Mt__Kernel__KernelState *st, const char *netns,
+			const Mt__Config__Customer *c)
+{
+	const Mt__Config__Firewall *fw = c->firewall;
+	const char *def = mt_fw_default_action(fw->default_action);
+	Mt__Kernel__Firewall *f;
+	char e[256];
+	int r;
+
+	if (!def)
+		return -EINVAL;
+	f = mt_kstate_add_firewall(st);
+	if (!f)
+		return -ENOMEM;
+	SET(f->netns, netns);
+	SET(f->owner, c->name);
+	SET(f->default_action, def);
+	for (size_t i = 0; i < fw->n_rules; i++) {
+		Mt__Config__FirewallRule *k;
+
+		r = mt_fw_rule_canonical(fw, fw->rules[i], &k, e, sizeof(e));
+		if (r < 0)
+			return r;
+		if ((r = mt_firewall_add_rule(f, k)) < 0)
+			return r;
+	}
+	for (size_t i = 0; i < fw->n_lists; i++)
+		if ((r = add_fw_list(f, fw->lists[i])) < 0)
+			return r;
+	return 0;
+}
+
 /* The tunnel routes of one customer: for each (prefix, priority) one
  * kernel route in cust_table with metric = priority, through the one tunnel
  * of the group (dev) or all of them (nexthops, weighted, in config order).
@@ -354,6 +437,9 @@ static int add_customer(const struct mt_metal *m,
 			return r;
 	}
 	if ((r = add_tunnel_routes(m, ifname, c, st)) < 0)
+		return r;
+	if (firewall_wanted(c->firewall) &&
+	    (r = add_firewall(st, ifname, c)) < 0)
 		return r;
 
 	snprintf(key, sizeof(key), "net/ipv4/conf/%s/rp_filter", ifname);

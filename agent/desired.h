@@ -49,6 +49,13 @@
  *   Route   {netns=ifname, table=cust_table, dst=P, metric=X,
  *            dev=the tunnel when the group has one route, else
  *            nexthops=[{dev=tunnel, weight}] in config order}
+ *   Firewall {netns=ifname, default_action="allow"|"block", rules=the
+ *            rules in order, each mt_fw_rule_canonical, lists=[{name,
+ *            family, digest, count, prefixes=the compiled content as
+ *            mt_prefix_format prints it, in order}] in config order}
+ *              when the customer's firewall section asks for something
+ *              (a rule, a list or default "block"); none otherwise, so
+ *              removing every rule removes mt's firewall chains
  *   Sysctl  {netns="", key="net/ipv4/conf/<ifname>/rp_filter", value="0"}
  *   Sysctl  {netns=ifname, key="net/ipv4/ip_forward", value="1"}
  *   Sysctl  {netns=ifname, key="net/ipv4/conf/all/rp_filter", value="0"}
@@ -80,8 +87,9 @@
 /* Appends the desired objects of the n customers (already validated, e.g.
  * the accepted ones of mt_validate_customers) and of the metal to st (from
  * mt_kstate_new). Returns 0; -EINVAL when a customer does not fit the metal
- * (name too long, id outside the link pool, unparsable prefix: it was not
- * validated); -ENOMEM. On error st holds a partial state: free it. */
+ * (name too long, id outside the link pool, unparsable prefix, a firewall
+ * rule or list mt_validate_firewall refuses: it was not validated);
+ * -ENOMEM. On error st holds a partial state: free it. */
 int mt_desired_build(const struct mt_metal *m,
 		     Mt__Config__Customer *const *cs, size_t n,
 		     Mt__Kernel__KernelState *st);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "mt_cleanup.h"
+#include "mt_fw.h"
 #include "mt_kstate.h"
 #include "mt_prefix.h"
 
@@ -109,6 +110,13 @@ static int mss_clamp_key(const void *a, const void *b)
 	return r ? r : strcmp(S(x->dev), S(y->dev));
 }
 
+static int firewall_key(const void *a, const void *b)
+{
+	const Mt__Kernel__Firewall *x = a, *y = b;
+
+	return strcmp(S(x->netns), S(y->netns));
+}
+
 /* FNV-1a over the key fields, string terminators included. */
 #define FNV_INIT 0xcbf29ce484222325ull
 
@@ -193,6 +201,48 @@ static uint64_t mss_clamp_hash(const void *o)
 	const Mt__Kernel__MssClamp *x = o;
 
 	return h_str(h_str(FNV_INIT, x->netns), x->dev);
+}
+
+static uint64_t firewall_hash(const void *o)
+{
+	return h_str(FNV_INIT, ((const Mt__Kernel__Firewall *)o)->netns);
+}
+
+static const Mt__Kernel__FirewallList *
+fw_list_find(const Mt__Kernel__Firewall *f, const char *name)
+{
+	for (size_t i = 0; i < f->n_lists; i++)
+		if (!strcmp(S(f->lists[i]->name), S(name)))
+			return f->lists[i];
+	return NULL;
+}
+
+/* The kernel holds list l (of the desired firewall) already. */
+static bool fw_list_same(const Mt__Kernel__FirewallList *l,
+			 const Mt__Kernel__Firewall *observed)
+{
+	const Mt__Kernel__FirewallList *o = fw_list_find(observed, l->name);
+
+	return o && !strcmp(S(l->family), S(o->family)) &&
+	       !strcmp(S(l->digest), S(o->digest));
+}
+
+/* Rules compare in their canonical form, pairwise in order; lists as a
+ * set by name, by family and digest (the content is never read back). */
+static bool firewall_differs(const void *d, const void *o)
+{
+	const Mt__Kernel__Firewall *x = d, *y = o;
+
+	if (y->dirty || strcmp(S(x->default_action), S(y->default_action)) ||
+	    x->n_rules != y->n_rules || x->n_lists != y->n_lists)
+		return true;
+	for (size_t i = 0; i < x->n_rules; i++)
+		if (!mt_fw_rule_equal(x->rules[i], y->rules[i]))
+			return true;
+	for (size_t i = 0; i < x->n_lists; i++)
+		if (!fw_list_same(x->lists[i], y))
+			return true;
+	return false;
 }
 
 static bool link_differs(const void *d, const void *o)
@@ -286,6 +336,7 @@ OWNER_FN(sysctl_owner, Mt__Kernel__Sysctl)
 OWNER_FN(mark_prefix_owner, Mt__Kernel__MarkPrefix)
 OWNER_FN(tunnel_owner, Mt__Kernel__Tunnel)
 OWNER_FN(mss_clamp_owner, Mt__Kernel__MssClamp)
+OWNER_FN(firewall_owner, Mt__Kernel__Firewall)
 
 static const char *shared_owner(const void *o)
 {
@@ -339,6 +390,7 @@ enum kind {
 	K_MARK_PREFIX,
 	K_TUNNEL,
 	K_MSS_CLAMP,
+	K_FIREWALL,
 	K_N
 };
 
@@ -380,18 +432,21 @@ static const struct kind_desc kinds[K_N] = {
 			  undeletable_never),
 	[K_MSS_CLAMP] = KIND(mss_clamps, mss_clamp, mss_clamp_differs,
 			     mss_clamp_owner, undeletable_never),
+	[K_FIREWALL] = KIND(firewalls, firewall, firewall_differs,
+			    firewall_owner, undeletable_never),
 };
 
 /* Tunnels come after links (they live in the namespace, on its uplink
  * veth) and before the addresses and routes on them; the MSS clamps go in
- * before the routes that send SYNs into a tunnel. */
+ * before the routes that send SYNs into a tunnel. The firewall (in the same
+ * nft table as the clamps) is in place before the routes carry traffic. */
 static const enum kind delete_order[] = {
-	K_MARK_PREFIX, K_ROUTE, K_RULE, K_ADDR, K_MSS_CLAMP, K_TUNNEL,
-	K_LINK, K_NETNS, K_MARK_TABLE,
+	K_MARK_PREFIX, K_ROUTE, K_RULE, K_ADDR, K_FIREWALL, K_MSS_CLAMP,
+	K_TUNNEL, K_LINK, K_NETNS, K_MARK_TABLE,
 };
 static const enum kind create_order[] = {
 	K_MARK_TABLE, K_NETNS, K_LINK, K_SYSCTL, K_TUNNEL, K_ADDR, K_RULE,
-	K_MSS_CLAMP, K_ROUTE, K_MARK_PREFIX,
+	K_MSS_CLAMP, K_FIREWALL, K_ROUTE, K_MARK_PREFIX,
 };
 /* every kind is walked, in this order */
 _Static_assert(sizeof(create_order) / sizeof(create_order[0]) == K_N,
@@ -411,6 +466,14 @@ struct diff {
 	/* Route creations that go before every deletion (make before
 	 * break): see early_route. */
 	struct list early;
+	/* The observed twin of each firewall in cre[K_FIREWALL] (NULL when
+	 * none), in the same order: see emit_firewalls. */
+	struct fw_pair *fw_pairs;
+	size_t n_fw_pairs;
+};
+
+struct fw_pair {
+	const Mt__Kernel__Firewall *desired, *observed;
 };
 
 static int strp_cmp(const void *a, const void *b)
@@ -595,6 +658,9 @@ static void add_create(struct diff *d, enum kind k, const void *desired,
 		d->early.v[d->early.n++] = desired;
 	else
 		d->cre[k].v[d->cre[k].n++] = desired;
+	if (k == K_FIREWALL)
+		d->fw_pairs[d->n_fw_pairs++] =
+			(struct fw_pair){ desired, observed };
 }
 
 static int walk_kind(struct diff *d, enum kind k,
@@ -617,7 +683,10 @@ static int walk_kind(struct diff *d, enum kind k,
 	del->v = malloc((no + 1) * sizeof(void *));
 	if (k == K_ROUTE)
 		d->early.v = malloc((nd + 1) * sizeof(void *));
-	if (!cre->v || !del->v || (k == K_ROUTE && !d->early.v)) {
+	if (k == K_FIREWALL)
+		d->fw_pairs = malloc((nd + 1) * sizeof(*d->fw_pairs));
+	if (!cre->v || !del->v || (k == K_ROUTE && !d->early.v) ||
+	    (k == K_FIREWALL && !d->fw_pairs)) {
 		free(ix.v);
 		return -ENOMEM;
 	}
@@ -795,6 +864,12 @@ static bool rule_vanishes(const struct diff *d, const struct list *links,
 	return ns_deleted(d, S(((const Mt__Kernel__Rule *)o)->netns));
 }
 
+static bool firewall_vanishes(const struct diff *d, const struct list *links,
+			      const void *o)
+{
+	return ns_deleted(d, S(((const Mt__Kernel__Firewall *)o)->netns));
+}
+
 static int prune(struct diff *d)
 {
 	struct list gone = { 0 };
@@ -812,6 +887,7 @@ static int prune(struct diff *d)
 	prune_list(&d->del[K_ROUTE], route_vanishes, d, &gone);
 	prune_list(&d->del[K_RULE], rule_vanishes, d, &gone);
 	prune_list(&d->del[K_MSS_CLAMP], mss_clamp_vanishes, d, &gone);
+	prune_list(&d->del[K_FIREWALL], firewall_vanishes, d, &gone);
 	/* addresses and routes above still saw the deleted tunnels */
 	prune_list(&d->del[K_TUNNEL], tunnel_vanishes, d, &gone);
 	prune_list(&d->del[K_LINK], link_vanishes, d, &gone);
@@ -828,6 +904,49 @@ static int emit(Mt__Kernel__Plan *plan, const struct list *l,
 		if (!mt_plan_add(plan, action, l->v[i]))
 			return -ENOMEM;
 	return (int)l->n;
+}
+
+static int fw_pair_cmp(const void *a, const void *b)
+{
+	return firewall_key(((const struct fw_pair *)a)->desired,
+			    ((const struct fw_pair *)b)->desired);
+}
+
+/* The firewall creations: the desired firewall, except that a list the
+ * kernel holds already (same family and digest) goes without its
+ * prefixes, which mt-fastpath leaves alone. A shallow view of the desired
+ * object is what gets copied into the op: desired is not modified. */
+static int emit_firewalls(Mt__Kernel__Plan *plan, struct diff *d)
+{
+	if (d->n_fw_pairs > 1)
+		qsort(d->fw_pairs, d->n_fw_pairs, sizeof(*d->fw_pairs),
+		      fw_pair_cmp);
+	for (size_t i = 0; i < d->n_fw_pairs; i++) {
+		const Mt__Kernel__Firewall *x = d->fw_pairs[i].desired;
+		const Mt__Kernel__Firewall *y = d->fw_pairs[i].observed;
+		_cleanup_free_ Mt__Kernel__FirewallList **lp = NULL;
+		_cleanup_free_ Mt__Kernel__FirewallList *lv = NULL;
+		Mt__Kernel__Firewall v = *x;
+
+		if (y && x->n_lists) {
+			lp = malloc(x->n_lists * sizeof(*lp));
+			lv = malloc(x->n_lists * sizeof(*lv));
+			if (!lp || !lv)
+				return -ENOMEM;
+			for (size_t j = 0; j < x->n_lists; j++) {
+				lv[j] = *x->lists[j];
+				if (fw_list_same(x->lists[j], y)) {
+					lv[j].prefixes = NULL;
+					lv[j].n_prefixes = 0;
+				}
+				lp[j] = &lv[j];
+			}
+			v.lists = lp;
+		}
+		if (!mt_plan_add(plan, MT__KERNEL__OP__ACTION__CREATE, &v.base))
+			return -ENOMEM;
+	}
+	return (int)d->n_fw_pairs;
 }
 
 int mt_diff(const Mt__Kernel__KernelState *desired,
@@ -860,8 +979,11 @@ int mt_diff(const Mt__Kernel__KernelState *desired,
 		n_ops += r > 0 ? r : 0;
 	}
 	for (k = 0; k < MT_ARRAY_SIZE(create_order) && r >= 0; k++) {
-		r = emit(plan, &d.cre[create_order[k]],
-			 MT__KERNEL__OP__ACTION__CREATE);
+		if (create_order[k] == K_FIREWALL)
+			r = emit_firewalls(plan, &d);
+		else
+			r = emit(plan, &d.cre[create_order[k]],
+				 MT__KERNEL__OP__ACTION__CREATE);
 		n_ops += r > 0 ? r : 0;
 	}
 	for (k = 0; k < K_N; k++) {
@@ -869,6 +991,7 @@ int mt_diff(const Mt__Kernel__KernelState *desired,
 		free(d.cre[k].v);
 	}
 	free(d.early.v);
+	free(d.fw_pairs);
 	free(d.owners);
 	return r < 0 ? r : n_ops;
 }

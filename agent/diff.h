@@ -9,7 +9,7 @@
  *   rule (netns, priority, fwmark, fwmask, table)
  *   sysctl (netns, key)          mark_table (name)
  *   mark_prefix (prefix)         tunnel (netns, name)
- *   mss_clamp (netns, dev)
+ *   mss_clamp (netns, dev)       firewall (netns)
  * A key only in desired -> CREATE. A key on both sides -> CREATE (which
  * replaces) when the attributes differ:
  *   link: up, or mtu when the desired mtu is not 0 (observed-only fields
@@ -18,7 +18,14 @@
  *          in order);  sysctl: value;  mark_table: fwmark or fwmask;
  *   mark_prefix: owner;  mss_clamp: mss;
  *   tunnel: local, remote, key, ttl, mtu, or the driver unless the desired
- *           one is "auto".
+ *           one is "auto";
+ *   firewall: default_action, the rules (count, or a pair in order that
+ *           is not mt_fw_rule_equal), the lists (the set of names, or the
+ *           family or digest of one), or the observed one is dirty. The
+ *           CREATE carries the desired firewall, but a list whose observed
+ *           family and digest are the desired ones goes without prefixes
+ *           (mt-fastpath leaves it alone); agent/fw_lists.c may then turn
+ *           the others into deltas.
  * A key only in observed -> DELETE, except sysctls (never deleted), links
  * named "lo" (cannot be deleted) and addresses the kernel makes by itself
  * (IPv6 link-local fe80::/10 on any device, 127.0.0.0/8 and ::1 on lo).
@@ -27,15 +34,15 @@
  * (their namespace and devices exist, their prefsrc is unchanged): make
  * before break, so a route that moves to another metric or drops a nexthop
  * whose tunnel goes never leaves a gap. Then all deletions, in reverse
- * dependency order (mark_prefix, route, rule, addr, mss_clamp, tunnel,
- * link, netns, mark_table), then the other creations in dependency order
- * (mark_table, netns, link, sysctl, tunnel, addr, rule, mss_clamp, route,
- * mark_prefix); inside a group by key (strings compare bytewise), so plans
+ * dependency order (mark_prefix, route, rule, addr, firewall, mss_clamp,
+ * tunnel, link, netns, mark_table), then the other creations in dependency
+ * order (mark_table, netns, link, sysctl, tunnel, addr, rule, mss_clamp,
+ * firewall, route, mark_prefix); inside a group by key (strings compare bytewise), so plans
  * are stable.
  *
  * Pruning: no deletion is emitted for what vanishes with a namespace deleted
- * in the same plan (objects inside it; a metal-side link whose peer_netns it
- * is) or with a metal-namespace link deleted (explicitly or so) in the same
+ * in the same plan (objects inside it, its firewall too; a metal-side link
+ * whose peer_netns it is) or with a metal-namespace link deleted (explicitly or so) in the same
  * plan (addresses and routes on that dev).
  *
  * Performance: 1000 customers (~20k objects per side) diff in a few

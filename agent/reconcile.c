@@ -10,6 +10,7 @@
 
 #include "desired.h"
 #include "diff.h"
+#include "fw_lists.h"
 #include "mt_cleanup.h"
 #include "mt_kstate.h"
 #include "mt_log.h"
@@ -73,10 +74,18 @@ static const char *op_owner(const Mt__Kernel__Op *op)
 		return op->tunnel->owner;
 	case MT__KERNEL__OP__OBJECT_MSS_CLAMP:
 		return op->mss_clamp->owner;
+	case MT__KERNEL__OP__OBJECT_FIREWALL:
+		return op->firewall->owner;
 	default:
 		return NULL;
 	}
 }
+
+/* The firewall list contents last applied (agent/fw_lists.h), for list
+ * deltas. One per process, like the agent itself; it holds only what
+ * this process applied, so a restart starts it empty (the first change
+ * of each list is then a full reload). */
+static struct mt_fw_lists *fw_lists;
 
 static bool in_scope(const struct agent_scope *scope, const char *name)
 {
@@ -198,6 +207,16 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 	r = mt_diff(desired, observed, scope->full ? NULL : &dscope, plan);
 	if (r < 0)
 		goto out;
+	/* the desired state (the full list contents) is not needed any more */
+	mt_kstate_free(desired);
+	desired = NULL;
+	if (!fw_lists)
+		fw_lists = mt_fw_lists_new();
+	if (fw_lists) {
+		r = mt_fw_lists_prepare(fw_lists, observed, plan);
+		if (r < 0)
+			goto out;
+	}
 	t_plan = mt_monotonic_us();
 
 	if (!dry_run && plan->n_ops) {
@@ -212,6 +231,12 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 		r = mt_rpc_call(a->fastpath, &mt__rpc__fastpath__descriptor,
 				FP_APPLY, &plan->base, (ProtobufCMessage **)&ar,
 				timeout, &st);
+		/* the lists the plan carried: cached on success, forgotten
+		 * on failure (or when the outcome is unknown) */
+		if (fw_lists)
+			mt_fw_lists_commit(fw_lists, plan,
+					   r < 0 ? NULL : ar->results,
+					   r < 0 ? 0 : ar->n_results);
 		if (r < 0) {
 			mt_warn("apply of %zu ops failed: %s%s%s", plan->n_ops,
 				strerror(-r), r == -EREMOTEIO ? ": " : "",
@@ -230,6 +255,8 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 				ar->results[i]->message);
 		}
 	}
+	if (fw_lists)
+		mt_fw_lists_abort(fw_lists); /* dry run, or nothing to apply */
 	t_apply = mt_monotonic_us();
 	if (!dry_run) {
 		a->reconciles++;
@@ -267,6 +294,8 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 		*plan_out = MT_TAKE_PTR(plan);
 	r = failed;
 out:
+	if (fw_lists)
+		mt_fw_lists_abort(fw_lists);
 	if (ar)
 		protobuf_c_message_free_unpacked(&ar->base, NULL);
 	mt_plan_free(plan);

@@ -32,29 +32,46 @@ struct mtctl_cmd {
 	unsigned opts;
 	const char *args;
 	const char *help;
+	const char *details; /* more for mtctl COMMAND --help, or NULL */
 };
 
 static int cmd_help(struct mtctl *ctx, int argc, char **argv);
 
+static const char firewall_details[] =
+    "Shows the customer's firewall as the agent has it in force, joined with\n"
+    "one observation of the kernel: each rule in order (ID, ACTION with its\n"
+    "rate, MATCH, PACKETS, BYTES, LIMITED = packets over a rate limit, STATE\n"
+    "installed or pending), then the default action with its counters, then\n"
+    "the named lists (family, prefixes, installed or pending). -o json prints\n"
+    "the mt.rpc.FirewallStatus message.\n"
+    "\n"
+    "Rules are not edited here: change the customer's config (firewall\n"
+    "section) and push it with `mtctl put FILE`; the agent validates it and\n"
+    "applies only what changed.\n";
+
 static const struct mtctl_cmd commands[] = {
     {"status", mtctl_cmd_status, 0, "",
-     "the agent and the state of every customer"},
+     "the agent and the state of every customer", NULL},
     {"customers", mtctl_cmd_customers, OPT_STORE, "[list|show NAME|ID]",
-     "list customers, or show one in full"},
+     "list customers, or show one in full", NULL},
     {"put", mtctl_cmd_put, OPT_STORE | OPT_METAL, "FILE...",
-     "validate, then push customer configs (- = stdin)"},
-    {"apply", mtctl_cmd_put, OPT_STORE | OPT_METAL, "FILE...", "same as put"},
-    {"delete", mtctl_cmd_delete, OPT_STORE, "NAME|ID...", "delete customers"},
+     "validate, then push customer configs (- = stdin)", NULL},
+    {"apply", mtctl_cmd_put, OPT_STORE | OPT_METAL, "FILE...", "same as put",
+     NULL},
+    {"delete", mtctl_cmd_delete, OPT_STORE, "NAME|ID...", "delete customers",
+     NULL},
     {"plan", mtctl_cmd_plan, OPT_EXIT_CODE, "[NAME|ID]",
-     "dry run: the kernel changes a reconcile makes"},
+     "dry run: the kernel changes a reconcile makes", NULL},
     {"reconcile", mtctl_cmd_reconcile, 0, "[NAME|ID]",
-     "reconcile now and report what was applied"},
+     "reconcile now and report what was applied", NULL},
     {"pause", mtctl_cmd_pause, 0, "",
-     "stop reconciling (the kernel stays as it is)"},
-    {"resume", mtctl_cmd_resume, 0, "", "reconcile again"},
+     "stop reconciling (the kernel stays as it is)", NULL},
+    {"resume", mtctl_cmd_resume, 0, "", "reconcile again", NULL},
     {"tunnels", mtctl_cmd_tunnels, 0, "[NAME|ID]",
-     "tunnels: driver, endpoints, route priorities, counters, drops"},
-    {"help", cmd_help, 0, "[COMMAND]", "show this help"},
+     "tunnels: driver, endpoints, route priorities, counters, drops", NULL},
+    {"firewall", mtctl_cmd_firewall, 0, "show NAME|ID",
+     "firewall rules in order, counters (edit with put)", firewall_details},
+    {"help", cmd_help, 0, "[COMMAND]", "show this help", NULL},
 };
 
 static const char global_usage[] =
@@ -98,6 +115,8 @@ static void print_command_usage(const struct mtctl_cmd *cmd, FILE *f)
 {
 	fprintf(f, "Usage: mtctl [OPTIONS] %s%s%s\n\n%s.\n", cmd->name,
 		*cmd->args ? " " : "", cmd->args, cmd->help);
+	if (cmd->details)
+		fprintf(f, "\n%s", cmd->details);
 	if (cmd->opts & OPT_STORE)
 		fputs("\nWith --store URL, works on the store directly (for "
 		      "when mt-agent is down).\n",

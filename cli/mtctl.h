@@ -100,5 +100,6 @@ int mtctl_cmd_customers(struct mtctl *ctx, int argc, char **argv);
 int mtctl_cmd_put(struct mtctl *ctx, int argc, char **argv);
 int mtctl_cmd_delete(struct mtctl *ctx, int argc, char **argv);
 int mtctl_cmd_tunnels(struct mtctl *ctx, int argc, char **argv);
+int mtctl_cmd_firewall(struct mtctl *ctx, int argc, char **argv);
 
 #endif

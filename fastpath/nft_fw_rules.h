@@ -19,7 +19,13 @@
  *   }
  *
  * A rule is one or more kernel rules ("parts"), consecutive in fw_rules,
- * each tagged with the comment "mt fw ID K/N[ DESCRIPTION]" (K = 1..N):
+ * each tagged with the comment
+ *   "mt fw ID K/N DIGEST[ monitor ACTION][ DESCRIPTION]"
+ * (K = 1..N; DIGEST: 16 hex digits of a 64-bit FNV-1a over the canonical
+ * rule, so that a part edited by hand into another valid rule, e.g.
+ * another port or verdict, is refused; " monitor ACTION" on every part of
+ * a monitor rule, whose parts without a verdict would not tell "allow"
+ * from "block"):
  *   - family "" with a ttl or fragment match: one part per family (IPv4
  *     first), each guarded by meta nfproto; otherwise one part (guarded by
  *     meta nfproto when the family is given);
@@ -115,7 +121,7 @@ struct mt_nft_fw_compiled {
 
 /* Compiles canonical rule r for chain fw_rules of table. *set_id is the
  * next anonymous set id to use in this transaction (advanced by the sets
- * made). Positions and handles are the caller's (NFTNL_RULE_POSITION,
+ * made; never 0, the id of the named sets below). Positions and handles are the caller's (NFTNL_RULE_POSITION,
  * NFTNL_RULE_HANDLE, NFTNL_RULE_ID). 0, -EINVAL (r is not canonical or
  * not valid) or -ENOMEM; out is empty on error. */
 int mt_nft_fw_rule_compile(const char *table,
@@ -124,7 +130,8 @@ int mt_nft_fw_rule_compile(const char *table,
 void mt_nft_fw_compiled_fini(struct mt_nft_fw_compiled *c);
 
 /* The tag of a rule dumped from fw_rules: 0 with id, part (1..n) and n
- * when its comment is one mt writes ("mt fw ID K/N..."), else -ENOENT. */
+ * when its comment starts as mt writes it ("mt fw ID K/N ..."), else
+ * -ENOENT. */
 int mt_nft_fw_rule_tag(const struct nftnl_rule *r, uint32_t *id,
 		       uint32_t *part, uint32_t *n_parts);
 
@@ -151,8 +158,10 @@ int mt_nft_fw_rule_parse(const struct nftnl_rule *const *parts, size_t n,
 /* "l4_NAME" or "l6_NAME" into buf (MT_NFT_FW_LIST_SET_NAME_MAX). */
 void mt_nft_fw_list_set_name(int family, const char *name, char *buf,
 			     size_t len);
-/* The set of list name (family AF_INET / AF_INET6), and the fw_lists set.
- * NULL on ENOMEM. */
+/* The set of list name (family AF_INET / AF_INET6), and the fw_lists set,
+ * for NEWSET. They carry NFTNL_SET_ID 0: the kernel refuses a NEWSET
+ * without an id (EINVAL), rules name these sets (never by id), and the
+ * anonymous sets of the same transaction never use 0. NULL on ENOMEM. */
 struct nftnl_set *mt_nft_fw_list_set_new(const char *table, int family,
 					 const char *name);
 struct nftnl_set *mt_nft_fw_lists_set_new(const char *table);

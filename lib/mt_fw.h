@@ -51,13 +51,15 @@
 #define MT_FW_LIST_PREFIXES_MAX 1048576
 #define MT_FW_INLINE_MAX 256
 #define MT_FW_DIGEST_STRLEN 17 /* 16 hex digits + NUL */
+#define MT_FW_RATE_MAX 10000000000ull /* rate + burst, packets or bytes */
 
 /* Checks a customer's firewall section (called by mt_validate_customer):
  * default_action "", "allow" or "block"; list names [a-z0-9][a-z0-9_-]*
  * of at most 15 characters, unique; list prefixes parse strictly, one
  * family per list; rule ids 1..MT_FW_RULE_ID_MAX and unique; description
  * printable ASCII of at most 64 characters; action known; rate_limit
- * present exactly with rate_limit, exactly one rate nonzero; family known
+ * present exactly with rate_limit, exactly one rate nonzero, rate plus
+ * burst at most MT_FW_RATE_MAX, burst at most 2^32 - 1; family known
  * and consistent with the prefixes, lists and protocol; inline prefixes
  * strict, of one family; a list name refers to a list of the customer;
  * prefixes and a list not both for one direction; protocol known; ports

@@ -1,6 +1,7 @@
 #include "mt_kstate.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,48 @@ KSTATE_ADD(mt_kstate_add_tunnel, Mt__Kernel__Tunnel, tunnels,
 	   mt__kernel__tunnel__init)
 KSTATE_ADD(mt_kstate_add_mss_clamp, Mt__Kernel__MssClamp, mss_clamps,
 	   mt__kernel__mss_clamp__init)
+KSTATE_ADD(mt_kstate_add_firewall, Mt__Kernel__Firewall, firewalls,
+	   mt__kernel__firewall__init)
+
+Mt__Kernel__FirewallList *mt_firewall_add_list(Mt__Kernel__Firewall *f)
+{
+	return append((void ***)&f->lists, &f->n_lists,
+		      sizeof(Mt__Kernel__FirewallList),
+		      (void (*)(void *))mt__kernel__firewall_list__init);
+}
+
+int mt_firewall_add_rule(Mt__Kernel__Firewall *f,
+			 Mt__Config__FirewallRule *rule)
+{
+	void **grown = realloc(f->rules, roundup_pow2(f->n_rules + 1) *
+						 sizeof(*f->rules));
+
+	if (!grown) {
+		protobuf_c_message_free_unpacked(&rule->base, NULL);
+		return -ENOMEM;
+	}
+	f->rules = (Mt__Config__FirewallRule **)grown;
+	f->rules[f->n_rules++] = rule;
+	return 0;
+}
+
+int mt_kstate_add_str(char ***v, size_t *n, const char *s)
+{
+	char *d = strdup(s ? s : "");
+	char **grown;
+
+	if (!d)
+		return -ENOMEM;
+	/* a power-of-two capacity: the same block while it still fits */
+	grown = realloc(*v, roundup_pow2(*n + 1) * sizeof(**v));
+	if (!grown) {
+		free(d);
+		return -ENOMEM;
+	}
+	*v = grown;
+	(*v)[(*n)++] = d;
+	return 0;
+}
 
 Mt__Kernel__Nexthop *mt_route_add_nexthop(Mt__Kernel__Route *r)
 {
@@ -169,6 +212,9 @@ Mt__Kernel__Op *mt_plan_add(Mt__Kernel__Plan *p, Mt__Kernel__Op__Action action,
 	} else if (d == &mt__kernel__mss_clamp__descriptor) {
 		op->object_case = MT__KERNEL__OP__OBJECT_MSS_CLAMP;
 		op->mss_clamp = (Mt__Kernel__MssClamp *)copy;
+	} else if (d == &mt__kernel__firewall__descriptor) {
+		op->object_case = MT__KERNEL__OP__OBJECT_FIREWALL;
+		op->firewall = (Mt__Kernel__Firewall *)copy;
 	} else {
 		protobuf_c_message_free_unpacked(copy, NULL);
 		goto fail;
@@ -244,6 +290,43 @@ static void describe_route(const Mt__Kernel__Route *r, const char *verb,
 			 ns_name(r->netns));
 }
 
+/* "firewall mt0-acme: default block, 50 rules, lists bad (delta +1 -0),
+ * big (100000 prefixes), good (unchanged)" */
+static void describe_firewall(const Mt__Kernel__Firewall *f, const char *verb,
+			      bool create, char *buf, size_t len)
+{
+	size_t n;
+
+	n = (size_t)snprintf(buf, len, "%s firewall %s", verb,
+			     ns_name(f->netns));
+	if (!create || n >= len)
+		return;
+	n += (size_t)snprintf(buf + n, len - n, ": default %s, %zu rule%s",
+			      *f->default_action ? f->default_action : "allow",
+			      f->n_rules, f->n_rules == 1 ? "" : "s");
+	for (size_t i = 0; i < f->n_lists && n < len; i++) {
+		const Mt__Kernel__FirewallList *l = f->lists[i];
+
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? ", " :
+							  f->n_lists == 1 ? ", list " : ", lists ",
+				      l->name);
+		if (n >= len)
+			break;
+		if (l->delta)
+			n += (size_t)snprintf(buf + n, len - n,
+					      " (delta +%zu -%zu)", l->n_add,
+					      l->n_remove);
+		else if (l->n_prefixes || !l->count)
+			n += (size_t)snprintf(buf + n, len - n,
+					      " (%zu prefix%s)", l->n_prefixes,
+					      l->n_prefixes == 1 ? "" : "es");
+		else
+			n += (size_t)snprintf(buf + n, len - n, " (unchanged)");
+	}
+	if (n < len && f->dirty)
+		snprintf(buf + n, len - n, " (dirty)");
+}
+
 char *mt_op_describe(const Mt__Kernel__Op *op, char *buf, size_t len)
 {
 	const char *verb =
@@ -305,6 +388,11 @@ char *mt_op_describe(const Mt__Kernel__Op *op, char *buf, size_t len)
 		snprintf(buf, len, "%s mss clamp %u dev %s in netns %s", verb,
 			 op->mss_clamp->mss, op->mss_clamp->dev,
 			 ns_name(op->mss_clamp->netns));
+		break;
+	case MT__KERNEL__OP__OBJECT_FIREWALL:
+		describe_firewall(op->firewall, verb,
+				  op->action != MT__KERNEL__OP__ACTION__DELETE,
+				  buf, len);
 		break;
 	default:
 		snprintf(buf, len, "%s (empty op)", verb);

@@ -24,6 +24,16 @@ Mt__Kernel__MarkTable *mt_kstate_add_mark_table(Mt__Kernel__KernelState *st);
 Mt__Kernel__MarkPrefix *mt_kstate_add_mark_prefix(Mt__Kernel__KernelState *st);
 Mt__Kernel__Tunnel *mt_kstate_add_tunnel(Mt__Kernel__KernelState *st);
 Mt__Kernel__MssClamp *mt_kstate_add_mss_clamp(Mt__Kernel__KernelState *st);
+Mt__Kernel__Firewall *mt_kstate_add_firewall(Mt__Kernel__KernelState *st);
+/* Appends a list (strings "", no prefixes) to a firewall. */
+Mt__Kernel__FirewallList *mt_firewall_add_list(Mt__Kernel__Firewall *f);
+/* Appends a heap message (e.g. from mt_fw_rule_canonical) to a firewall's
+ * rules, taking it; on ENOMEM it is freed. 0 or -ENOMEM. */
+int mt_firewall_add_rule(Mt__Kernel__Firewall *f,
+			 Mt__Config__FirewallRule *rule);
+/* Appends a copy of s to the repeated string field (*v, *n). 0 or
+ * -ENOMEM. */
+int mt_kstate_add_str(char ***v, size_t *n, const char *s);
 /* Appends a nexthop (dev/gateway "", weight 0) to a route. */
 Mt__Kernel__Nexthop *mt_route_add_nexthop(Mt__Kernel__Route *r);
 
@@ -33,8 +43,8 @@ int mt_kstate_set_str(char **field, const char *s);
 Mt__Kernel__Plan *mt_plan_new(void);
 void mt_plan_free(Mt__Kernel__Plan *p);
 /* Appends an op holding a deep copy of obj (a Netns, Link, Addr, Route,
- * Rule, Sysctl, MarkTable, MarkPrefix, Tunnel or MssClamp message). NULL on ENOMEM or an
- * object type an Op cannot carry. */
+ * Rule, Sysctl, MarkTable, MarkPrefix, Tunnel, MssClamp or Firewall
+ * message). NULL on ENOMEM or an object type an Op cannot carry. */
 Mt__Kernel__Op *mt_plan_add(Mt__Kernel__Plan *p, Mt__Kernel__Op__Action action,
 			    const ProtobufCMessage *obj);
 
@@ -51,7 +61,10 @@ int mt_op_result_describe(Mt__Kernel__OpResult **slot, const Mt__Kernel__Op *op,
 ProtobufCMessage *mt_message_dup(const ProtobufCMessage *m);
 
 /* "route 203.0.113.0/24 table 2000 dev mt0-acme in netns mt0-acme": a short
- * description of an op's object for logs, errors and mtctl plan. */
+ * description of an op's object for logs, errors and mtctl plan. A
+ * firewall: "create firewall mt0-acme: default block, 50 rules, lists bad
+ * (delta +1 -0), big (100000 prefixes), good (unchanged)" (a list sent
+ * without content is one the kernel already holds). */
 char *mt_op_describe(const Mt__Kernel__Op *op, char *buf, size_t len);
 
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "mt_cleanup.h"
+#include "mt_fw.h"
 
 #define STR(s) ((s) ? (s) : "")
 
@@ -216,7 +217,10 @@ int mt_validate_customer(const struct mt_metal *m,
 	r = check_endpoints(m, c, err, errlen);
 	if (r < 0)
 		return r;
-	return mt_validate_tunnels(m, c, err, errlen);
+	r = mt_validate_tunnels(m, c, err, errlen);
+	if (r < 0)
+		return r;
+	return mt_validate_firewall(m, c, err, errlen);
 }
 
 /* Conflicts between two customers, from the point of view of c (the one

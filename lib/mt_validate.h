@@ -18,8 +18,12 @@
  *   - tunnel_endpoints are host addresses (no "/len"), not reserved, not the
  *     metal's own, no duplicates (an endpoint inside the customer's own
  *     prefixes is allowed);
- *   - tunnels and routes must be empty for now ("not supported yet");
- *     firewall, ddos and flow_tracking are accepted as they are (empty).
+ *   - tunnels and routes: mt_validate_tunnels (below);
+ *   - the firewall section: mt_validate_firewall (lib/mt_fw.h): default
+ *     action, lists (names, prefixes, one family each), rules (ids, action
+ *     and rate limit, family, prefixes and lists, protocol, ports, TCP
+ *     flags, ICMP, length, TTL, limits);
+ *   - ddos and flow_tracking are accepted as they are (empty messages).
  * Rules between customers (mt_validate_customer_set, mt_validate_customers):
  *   - names are unique;
  *   - prefixes of different customers do not overlap;

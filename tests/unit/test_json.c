@@ -498,6 +498,318 @@ static void test_errors(void)
 	CHECK_STR(err, "unknown");
 }
 
+/* ---- a customer with a full firewall (proto/config.proto Firewall) ---- */
+
+/* Every FirewallRule field set, nested messages and the oneof included. */
+static void test_firewall_round_trip(void)
+{
+	char *bad[] = { "198.51.100.0/24", "2001:db8::/32" };
+	char *src[] = { "192.0.2.0/25", "192.0.2.128/25" };
+	char *dst[] = { "203.0.113.0/24" };
+	char *sports[] = { "1024-65535" };
+	char *dports[] = { "22", "80-90", "443" };
+	char *set[] = { "syn" }, *clear[] = { "ack", "rst" };
+	Mt__Config__IpList l = MT__CONFIG__IP_LIST__INIT, l2 = l;
+	Mt__Config__IpList *lists[] = { &l, &l2 };
+	Mt__Config__RateLimit rl = MT__CONFIG__RATE_LIMIT__INIT;
+	Mt__Config__TcpFlags tf = MT__CONFIG__TCP_FLAGS__INIT;
+	Mt__Config__IcmpMatch icmp = MT__CONFIG__ICMP_MATCH__INIT;
+	Mt__Config__Range len = MT__CONFIG__RANGE__INIT, ttl = len;
+	Mt__Config__FirewallRule r1 = MT__CONFIG__FIREWALL_RULE__INIT, r2 = r1,
+				 r3 = r1;
+	Mt__Config__FirewallRule *rules[] = { &r1, &r2, &r3 };
+	Mt__Config__Firewall fw = MT__CONFIG__FIREWALL__INIT;
+	Mt__Config__Customer c = MT__CONFIG__CUSTOMER__INIT;
+	char *s;
+
+	l.name = "bad";
+	l.n_prefixes = 2;
+	l.prefixes = bad;
+	l2.name = "empty";
+	rl.packets_per_second = UINT64_MAX;
+	rl.burst = 5;
+	tf.n_set = 1;
+	tf.set = set;
+	tf.n_clear = 2;
+	tf.clear = clear;
+	icmp.type = 3;
+	icmp.code_present_case = MT__CONFIG__ICMP_MATCH__CODE_PRESENT_CODE;
+	icmp.code = 0; /* set to its default: still written */
+	len.min = 20;
+	len.max = 1500;
+	ttl.min = 0;
+	ttl.max = 255;
+	r1.id = 2147483647;
+	r1.description = "every field";
+	r1.action = "rate_limit";
+	r1.rate_limit = &rl;
+	r1.monitor = 1;
+	r1.family = "ipv4";
+	r1.n_src_prefixes = 2;
+	r1.src_prefixes = src;
+	r1.n_dst_prefixes = 1;
+	r1.dst_prefixes = dst;
+	r1.protocol = "tcp";
+	r1.n_src_ports = 1;
+	r1.src_ports = sports;
+	r1.n_dst_ports = 3;
+	r1.dst_ports = dports;
+	r1.tcp_flags = &tf;
+	r1.length = &len;
+	r1.fragment = 1;
+	r1.ttl = &ttl;
+	r2.id = 2;
+	r2.action = "allow";
+	r2.src_list = "bad";
+	r2.dst_list = "empty";
+	r2.protocol = "icmp";
+	r2.icmp = &icmp;
+	r3.id = 3; /* everything else default */
+	fw.default_action = "block";
+	fw.n_rules = 3;
+	fw.rules = rules;
+	fw.n_lists = 2;
+	fw.lists = lists;
+	c.id = 7;
+	c.name = "acme";
+	c.firewall = &fw;
+
+	s = round_trip(&c.base);
+	CHECK_STR(s,
+		  "{\"id\":7,\"name\":\"acme\",\"firewall\":{"
+		  "\"defaultAction\":\"block\",\"rules\":["
+		  "{\"id\":2147483647,\"description\":\"every field\","
+		  "\"action\":\"rate_limit\",\"rateLimit\":{"
+		  "\"packetsPerSecond\":\"18446744073709551615\",\"burst\":\"5\"},"
+		  "\"monitor\":true,\"family\":\"ipv4\","
+		  "\"srcPrefixes\":[\"192.0.2.0/25\",\"192.0.2.128/25\"],"
+		  "\"dstPrefixes\":[\"203.0.113.0/24\"],\"protocol\":\"tcp\","
+		  "\"srcPorts\":[\"1024-65535\"],"
+		  "\"dstPorts\":[\"22\",\"80-90\",\"443\"],"
+		  "\"tcpFlags\":{\"set\":[\"syn\"],\"clear\":[\"ack\",\"rst\"]},"
+		  "\"length\":{\"min\":20,\"max\":1500},\"fragment\":true,"
+		  "\"ttl\":{\"max\":255}},"
+		  "{\"id\":2,\"action\":\"allow\",\"srcList\":\"bad\","
+		  "\"dstList\":\"empty\",\"protocol\":\"icmp\","
+		  "\"icmp\":{\"type\":3,\"code\":0}},"
+		  "{\"id\":3}],"
+		  "\"lists\":[{\"name\":\"bad\",\"prefixes\":[\"198.51.100.0/24\","
+		  "\"2001:db8::/32\"]},{\"name\":\"empty\"}]}}");
+	free(s);
+
+	/* the oneof not set: no "code" at all, and it stays unset */
+	icmp.code_present_case = MT__CONFIG__ICMP_MATCH__CODE_PRESENT__NOT_SET;
+	s = round_trip(&c.base);
+	CHECK_CONTAINS(s, "\"icmp\":{\"type\":3}}");
+	free(s);
+	/* a byte rate, and a burst near the top of the range */
+	rl.packets_per_second = 0;
+	rl.bytes_per_second = 125000;
+	rl.burst = 9007199254740993ull; /* 2^53 + 1: not exact as a double */
+	s = round_trip(&c.base);
+	CHECK_CONTAINS(s, "\"rateLimit\":{\"bytesPerSecond\":\"125000\","
+			  "\"burst\":\"9007199254740993\"}");
+	free(s);
+}
+
+/* What an operator writes -> protobuf -> what mtctl prints -> the same. */
+static void test_firewall_json_input(void)
+{
+	const char *in =
+		"{\"id\":7,\"name\":\"acme\",\"firewall\":{"
+		"\"default_action\":\"allow\","
+		"\"lists\":[{\"name\":\"bad\",\"prefixes\":[\"198.51.100.0/24\"]}],"
+		"\"rules\":["
+		"{\"id\":\"10\",\"action\":\"rate_limit\",\"rate_limit\":"
+		"{\"packets_per_second\":1000,\"burst\":\"20\"},"
+		"\"src_list\":\"bad\",\"dst_ports\":[\"53\"],\"protocol\":\"udp\"},"
+		"{\"id\":11,\"action\":\"rate_limit\",\"rateLimit\":"
+		"{\"bytesPerSecond\":1.25e5,\"burst\":null},\"protocol\":\"tcp\","
+		"\"tcp_flags\":{\"set\":[\"syn\"],\"clear\":[]},"
+		"\"length\":{\"min\":\"40\",\"max\":100},\"fragment\":false,"
+		"\"ttl\":null},"
+		"{\"id\":12,\"action\":\"block\",\"protocol\":\"icmpv6\","
+		"\"icmp\":{\"type\":128,\"code\":\"0\"}},"
+		"{\"id\":13,\"action\":\"block\",\"protocol\":\"icmp\","
+		"\"icmp\":{\"type\":8,\"code\":null}}]}}";
+	const char *want =
+		"{\"id\":7,\"name\":\"acme\",\"firewall\":{"
+		"\"defaultAction\":\"allow\",\"rules\":["
+		"{\"id\":10,\"action\":\"rate_limit\",\"rateLimit\":"
+		"{\"packetsPerSecond\":\"1000\",\"burst\":\"20\"},"
+		"\"srcList\":\"bad\",\"protocol\":\"udp\",\"dstPorts\":[\"53\"]},"
+		"{\"id\":11,\"action\":\"rate_limit\",\"rateLimit\":"
+		"{\"bytesPerSecond\":\"125000\"},\"protocol\":\"tcp\","
+		"\"tcpFlags\":{\"set\":[\"syn\"]},\"length\":{\"min\":40,"
+		"\"max\":100}},"
+		"{\"id\":12,\"action\":\"block\",\"protocol\":\"icmpv6\","
+		"\"icmp\":{\"type\":128,\"code\":0}},"
+		"{\"id\":13,\"action\":\"block\",\"protocol\":\"icmp\","
+		"\"icmp\":{\"type\":8}}],"
+		"\"lists\":[{\"name\":\"bad\",\"prefixes\":[\"198.51.100.0/24\"]}]}}";
+	Mt__Config__Customer *c, *c2;
+	const Mt__Config__FirewallRule *r;
+	char *s, *s2;
+
+	c = (Mt__Config__Customer *)parse_ok(&mt__config__customer__descriptor,
+					     in);
+	if (!c)
+		return;
+	CHECK(c->firewall && c->firewall->n_rules == 4 &&
+	      c->firewall->n_lists == 1);
+	if (c->firewall && c->firewall->n_rules == 4) {
+		r = c->firewall->rules[0];
+		CHECK(r->id == 10 && r->rate_limit &&
+		      r->rate_limit->packets_per_second == 1000 &&
+		      r->rate_limit->burst == 20);
+		CHECK(r->n_dst_ports == 1 && !strcmp(r->dst_ports[0], "53"));
+		r = c->firewall->rules[1];
+		CHECK(r->rate_limit && r->rate_limit->bytes_per_second == 125000 &&
+		      r->rate_limit->burst == 0);
+		CHECK(r->tcp_flags && r->tcp_flags->n_set == 1 &&
+		      r->tcp_flags->n_clear == 0);
+		CHECK(r->length && r->length->min == 40 && r->length->max == 100);
+		CHECK(!r->fragment && r->ttl == NULL);
+		r = c->firewall->rules[2];
+		CHECK(r->icmp && r->icmp->type == 128 &&
+		      r->icmp->code_present_case ==
+			      MT__CONFIG__ICMP_MATCH__CODE_PRESENT_CODE &&
+		      r->icmp->code == 0);
+		r = c->firewall->rules[3];
+		CHECK(r->icmp && r->icmp->code_present_case ==
+					 MT__CONFIG__ICMP_MATCH__CODE_PRESENT__NOT_SET);
+	}
+	s = mt_json_dump_message(&c->base, 0);
+	CHECK_STR(s, want);
+	/* the output is a fixed point */
+	c2 = (Mt__Config__Customer *)parse_ok(&mt__config__customer__descriptor,
+					      s ? s : "{}");
+	s2 = c2 ? mt_json_dump_message(&c2->base, 0) : NULL;
+	CHECK_STR(s2, want);
+	free(s);
+	free(s2);
+	free(round_trip(&c->base));
+	protobuf_c_message_free_unpacked(&c->base, NULL);
+	if (c2)
+		protobuf_c_message_free_unpacked(&c2->base, NULL);
+}
+
+#define FW(rule) "{\"firewall\":{\"rules\":[{\"id\":1}," rule "]}}"
+
+static void test_firewall_json_errors(void)
+{
+	const ProtobufCMessageDescriptor *cust = &mt__config__customer__descriptor;
+
+	/* unknown names, at every level */
+	expect_error(cust, "{\"firewal\":{}}",
+		     "unknown field \"firewal\" in mt.config.Customer");
+	expect_error(cust, "{\"firewall\":{\"defaultAction\":\"allow\","
+			   "\"default\":\"block\"}}",
+		     "firewall: unknown field \"default\" in mt.config.Firewall");
+	expect_error(cust, FW("{\"acton\":\"block\"}"),
+		     "firewall.rules[1]: unknown field \"acton\" in "
+		     "mt.config.FirewallRule");
+	expect_error(cust, FW("{\"src_list\":\"a\",\"SrcList\":\"b\"}"),
+		     "firewall.rules[1]: unknown field \"SrcList\" in "
+		     "mt.config.FirewallRule");
+	expect_error(cust, FW("{\"rateLimit\":{\"pps\":10}}"),
+		     "firewall.rules[1].rateLimit: unknown field \"pps\" in "
+		     "mt.config.RateLimit");
+	expect_error(cust, FW("{\"tcpFlags\":{\"unset\":[]}}"),
+		     "firewall.rules[1].tcpFlags: unknown field \"unset\" in "
+		     "mt.config.TcpFlags");
+	expect_error(cust, FW("{\"icmp\":{\"code_present\":1}}"),
+		     "firewall.rules[1].icmp: unknown field \"code_present\" in "
+		     "mt.config.IcmpMatch");
+	expect_error(cust, "{\"firewall\":{\"lists\":[{\"name\":\"a\","
+			   "\"prefix\":[]}]}}",
+		     "firewall.lists[0]: unknown field \"prefix\" in "
+		     "mt.config.IpList");
+	expect_error(cust, FW("{\"srcPorts\":[],\"src_ports\":[]}"),
+		     "firewall.rules[1]: field \"src_ports\" given twice (as "
+		     "\"srcPorts\" and \"src_ports\")");
+
+	/* wrong types */
+	expect_error(cust, "{\"firewall\":{\"rules\":{\"id\":1}}}",
+		     "firewall.rules: expected an array, got object");
+	expect_error(cust, "{\"firewall\":{\"rules\":[5]}}",
+		     "firewall.rules[0]: expected an object "
+		     "(mt.config.FirewallRule), got number");
+	expect_error(cust, FW("{\"action\":1}"),
+		     "firewall.rules[1].action: expected a string, got number");
+	expect_error(cust, FW("{\"monitor\":\"yes\"}"),
+		     "firewall.rules[1].monitor: expected a boolean, got string");
+	expect_error(cust, FW("{\"fragment\":1}"),
+		     "firewall.rules[1].fragment: expected a boolean, got number");
+	expect_error(cust, FW("{\"dstPorts\":[22]}"),
+		     "firewall.rules[1].dstPorts[0]: expected a string, got "
+		     "number");
+	expect_error(cust, FW("{\"srcPrefixes\":\"10.0.0.0/8\"}"),
+		     "firewall.rules[1].srcPrefixes: expected an array, got "
+		     "string");
+	expect_error(cust, FW("{\"tcpFlags\":\"syn\"}"),
+		     "firewall.rules[1].tcpFlags: expected an object "
+		     "(mt.config.TcpFlags), got string");
+	expect_error(cust, FW("{\"tcpFlags\":{\"set\":[\"syn\",null]}}"),
+		     "firewall.rules[1].tcpFlags.set[1]: expected a string, got "
+		     "null");
+	expect_error(cust, FW("{\"length\":[20,100]}"),
+		     "firewall.rules[1].length: expected an object "
+		     "(mt.config.Range), got array");
+	expect_error(cust, FW("{\"ttl\":{\"min\":-1}}"),
+		     "firewall.rules[1].ttl.min: value -1 out of range for "
+		     "uint32 (0..4294967295)");
+	expect_error(cust, FW("{\"icmp\":{\"code\":4294967296}}"),
+		     "firewall.rules[1].icmp.code: value 4294967296 out of range "
+		     "for uint32 (0..4294967295)");
+	expect_error(cust, FW("{\"icmp\":{\"code\":true}}"),
+		     "firewall.rules[1].icmp.code: expected an integer (uint32), "
+		     "got boolean");
+	expect_error(cust, FW("{\"id\":\"one\"}"),
+		     "firewall.rules[1].id: \"one\" is not a decimal integer "
+		     "(uint32)");
+
+	/* uint64 rates: strings or numbers, integral, in range */
+	expect_error(cust, FW("{\"rateLimit\":{\"packetsPerSecond\":\"fast\"}}"),
+		     "firewall.rules[1].rateLimit.packetsPerSecond: \"fast\" is "
+		     "not a decimal integer (uint64)");
+	expect_error(cust, FW("{\"rateLimit\":{\"packetsPerSecond\":1.5}}"),
+		     "firewall.rules[1].rateLimit.packetsPerSecond: expected an "
+		     "integer (uint64), got 1.5");
+	expect_error(cust, FW("{\"rateLimit\":{\"bytesPerSecond\":-1}}"),
+		     "firewall.rules[1].rateLimit.bytesPerSecond: value -1 out "
+		     "of range for uint64 (0..18446744073709551615)");
+	expect_error(cust, FW("{\"rateLimit\":{\"burst\":"
+			      "\"18446744073709551616\"}}"),
+		     "firewall.rules[1].rateLimit.burst: value "
+		     "18446744073709551616 out of range for uint64 "
+		     "(0..18446744073709551615)");
+	expect_error(cust, FW("{\"rateLimit\":{\"burst\":[]}}"),
+		     "firewall.rules[1].rateLimit.burst: expected an integer "
+		     "(uint64), got array");
+	/* a uint64 number is exact up to INT64_MAX (no detour through a
+	 * double), also past 2^53 */
+	{
+		const char *t = FW("{\"rateLimit\":{\"packetsPerSecond\":"
+				   "9007199254740993,\"burst\":"
+				   "9223372036854775807}}");
+		Mt__Config__Customer *c = (Mt__Config__Customer *)parse_ok(
+			cust, t);
+		const Mt__Config__RateLimit *rl =
+			c && c->firewall && c->firewall->n_rules == 2 ?
+				c->firewall->rules[1]->rate_limit :
+				NULL;
+
+		CHECK(rl && rl->packets_per_second == 9007199254740993ull &&
+		      rl->burst == INT64_MAX);
+		if (c)
+			protobuf_c_message_free_unpacked(&c->base, NULL);
+	}
+	expect_error(cust, FW("{\"rateLimit\":1000}"),
+		     "firewall.rules[1].rateLimit: expected an object "
+		     "(mt.config.RateLimit), got number");
+}
+
 /* ---- every scalar type, through a descriptor built by hand ---- */
 
 typedef struct {
@@ -685,6 +997,9 @@ int main(void)
 	RUN(test_bytes_int64);
 	RUN(test_input_forms);
 	RUN(test_errors);
+	RUN(test_firewall_round_trip);
+	RUN(test_firewall_json_input);
+	RUN(test_firewall_json_errors);
 	RUN(test_all_scalars);
 	RUN(test_bad_utf8_output);
 	TEST_MAIN_END();

@@ -101,6 +101,21 @@ expect 2 put
 has err "no file given"
 expect 2 put - -
 has err "stdin ('-') given twice"
+expect 2 firewall
+has err "firewall: which subcommand?"
+expect 2 firewall list
+has err "firewall: unknown subcommand 'list'"
+expect 2 firewall show
+has err "firewall show: which customer? (NAME|ID)"
+expect 2 firewall show acme globex
+has err "firewall show: one customer at a time"
+expect 2 firewall show Bad_Name
+has err "'Bad_Name' is neither a customer id"
+expect 2 firewall show 0
+has err "customer id '0' is out of range"
+expect 2 firewall show acme --store "$tmp/store"
+has err "--store does not apply to 'firewall'"
+empty out
 
 # ---- help: exit 0, on stdout ----
 expect 0 --help
@@ -111,6 +126,13 @@ has out "--exit-code"
 expect 0 put --help
 has out "Usage: mtctl [OPTIONS] put FILE..."
 expect 2 help frob
+expect 0 help firewall
+has out "Usage: mtctl [OPTIONS] firewall show NAME|ID"
+has out "mtctl put FILE"
+expect 0 firewall --help
+has out "LIMITED"
+expect 0 --help
+has out "firewall show NAME|ID"
 
 # ---- bad input files: exit 4, the message names file and place ----
 printf '{"id": 1, "name": "a",}' >syntax.json
@@ -152,6 +174,11 @@ has err "mt-agent (instance 7) is not running"
 expect 3 --agent tcp://127.0.0.1:1 --timeout 200 customers
 has err "is not running: no answer on tcp://127.0.0.1:1 within 200 ms"
 expect 3 put "$examples/customers/acme.json"
+expect 3 firewall show acme
+has err "mt-agent (instance 0) is not running: no socket at"
+empty out
+expect 3 -o json firewall show 1
+empty out
 expect 2 --agent bogus://x status
 has err "--agent 'bogus://x'"
 
