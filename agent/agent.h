@@ -48,6 +48,8 @@ struct agent_scope {
 	size_t n, cap;
 };
 
+struct mt_fw_lists; /* fw_lists.h */
+
 struct agent {
 	struct mt_metal metal;
 	char store_url[512];
@@ -80,6 +82,11 @@ struct agent {
 	uint64_t last_full_reconcile_ms;
 	uint64_t next_full_reconcile;     /* monotonic ms */
 	unsigned rpc_timeout_ms;
+
+	/* The firewall list contents this process last applied
+	 * (agent/fw_lists.h), for list deltas. A restart starts it empty:
+	 * the first change of each list is then a full reload. */
+	struct mt_fw_lists *fw_lists;
 };
 
 /* Methods of service Fastpath, by index (proto/rpc.proto order). */

@@ -1,6 +1,7 @@
 /* mt-agent: the slow loop's process. One reactor: the API socket, the store
  * watch, fastpath events, signals and timers feed one poll loop. */
 #include "agent.h"
+#include "fw_lists.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -348,6 +349,7 @@ int main(int argc, char **argv)
 	agent_lkg_flush(a);
 	mt_store_close(a->store);
 	mt_store_close(a->lkg);
+	mt_fw_lists_free(a->fw_lists);
 	free(a->lkg_ops);
 	agent_customers_free(a);
 	agent_scope_clear(&a->pending);

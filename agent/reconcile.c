@@ -81,12 +81,6 @@ static const char *op_owner(const Mt__Kernel__Op *op)
 	}
 }
 
-/* The firewall list contents last applied (agent/fw_lists.h), for list
- * deltas. One per process, like the agent itself; it holds only what
- * this process applied, so a restart starts it empty (the first change
- * of each list is then a full reload). */
-static struct mt_fw_lists *fw_lists;
-
 static bool in_scope(const struct agent_scope *scope, const char *name)
 {
 	if (scope->full)
@@ -210,10 +204,10 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 	/* the desired state (the full list contents) is not needed any more */
 	mt_kstate_free(desired);
 	desired = NULL;
-	if (!fw_lists)
-		fw_lists = mt_fw_lists_new();
-	if (fw_lists) {
-		r = mt_fw_lists_prepare(fw_lists, observed, plan);
+	if (!a->fw_lists)
+		a->fw_lists = mt_fw_lists_new();
+	if (a->fw_lists) {
+		r = mt_fw_lists_prepare(a->fw_lists, observed, plan);
 		if (r < 0)
 			goto out;
 	}
@@ -233,8 +227,8 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 				timeout, &st);
 		/* the lists the plan carried: cached on success, forgotten
 		 * on failure (or when the outcome is unknown) */
-		if (fw_lists)
-			mt_fw_lists_commit(fw_lists, plan,
+		if (a->fw_lists)
+			mt_fw_lists_commit(a->fw_lists, plan,
 					   r < 0 ? NULL : ar->results,
 					   r < 0 ? 0 : ar->n_results);
 		if (r < 0) {
@@ -255,8 +249,8 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 				ar->results[i]->message);
 		}
 	}
-	if (fw_lists)
-		mt_fw_lists_abort(fw_lists); /* dry run, or nothing to apply */
+	if (a->fw_lists)
+		mt_fw_lists_abort(a->fw_lists); /* dry run, or nothing to apply */
 	t_apply = mt_monotonic_us();
 	if (!dry_run) {
 		a->reconciles++;
@@ -294,8 +288,8 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 		*plan_out = MT_TAKE_PTR(plan);
 	r = failed;
 out:
-	if (fw_lists)
-		mt_fw_lists_abort(fw_lists);
+	if (a->fw_lists)
+		mt_fw_lists_abort(a->fw_lists);
 	if (ar)
 		protobuf_c_message_free_unpacked(&ar->base, NULL);
 	mt_plan_free(plan);
