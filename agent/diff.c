@@ -914,7 +914,8 @@ static int fw_pair_cmp(const void *a, const void *b)
 
 /* The firewall creations: the desired firewall, except that a list the
  * kernel holds already (same family and digest) goes without its
- * prefixes, which mt-fastpath leaves alone. A shallow view of the desired
+ * prefixes, as an empty delta from that digest, which mt-fastpath leaves
+ * alone. A shallow view of the desired
  * object is what gets copied into the op: desired is not modified. */
 static int emit_firewalls(Mt__Kernel__Plan *plan, struct diff *d)
 {
@@ -936,8 +937,13 @@ static int emit_firewalls(Mt__Kernel__Plan *plan, struct diff *d)
 			for (size_t j = 0; j < x->n_lists; j++) {
 				lv[j] = *x->lists[j];
 				if (fw_list_same(x->lists[j], y)) {
+					/* an empty delta from the same digest:
+					 * nothing to do while the kernel holds
+					 * it, -ESTALE should that change */
 					lv[j].prefixes = NULL;
 					lv[j].n_prefixes = 0;
+					lv[j].delta = true;
+					lv[j].base_digest = lv[j].digest;
 				}
 				lp[j] = &lv[j];
 			}

@@ -23,8 +23,10 @@
  *           is not mt_fw_rule_equal), the lists (the set of names, or the
  *           family or digest of one), or the observed one is dirty. The
  *           CREATE carries the desired firewall, but a list whose observed
- *           family and digest are the desired ones goes without prefixes
- *           (mt-fastpath leaves it alone); agent/fw_lists.c may then turn
+ *           family and digest are the desired ones goes without prefixes,
+ *           as an empty delta from that digest (mt-fastpath leaves it
+ *           alone, or says -ESTALE when the kernel's changed meanwhile);
+ *           agent/fw_lists.c may then turn
  *           the others into deltas.
  * A key only in observed -> DELETE, except sysctls (never deleted), links
  * named "lo" (cannot be deleted) and addresses the kernel makes by itself

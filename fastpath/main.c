@@ -46,7 +46,9 @@ enum applier {
 	APPLY_RTNL,     /* rtnl_apply.c: namespaces, links, addrs, routes, ... */
 	APPLY_MARK,     /* nft_mark.c: the marking table in the metal */
 	APPLY_TUNNEL,   /* tunnel.c: GRE tunnels */
-	APPLY_CUST_NFT, /* nft_cust.c: mt's table in customer namespaces */
+	APPLY_CUST_NFT, /* nft_cust.c: mt's table in customer namespaces
+			 * (MSS clamps and firewalls, one transaction per
+			 * namespace) */
 };
 
 static const char *const applier_name[] = {
@@ -65,6 +67,7 @@ static enum applier op_applier(const Mt__Kernel__Op *op)
 	case MT__KERNEL__OP__OBJECT_TUNNEL:
 		return APPLY_TUNNEL;
 	case MT__KERNEL__OP__OBJECT_MSS_CLAMP:
+	case MT__KERNEL__OP__OBJECT_FIREWALL:
 		return APPLY_CUST_NFT;
 	default:
 		return APPLY_RTNL;
@@ -90,8 +93,9 @@ static void *observe_side_main(void *arg)
 	o->r = mt_tunnels_observe(o->fp->tunnels, owners, o->req->n_owners,
 				  o->req->counters, o->ks);
 	if (o->r >= 0)
-		o->r = mt_nft_cust_observe(o->fp->nft_cust, owners,
-					   o->req->n_owners, o->ks);
+		o->r = mt_nft_cust_observe_counters(o->fp->nft_cust, owners,
+						    o->req->n_owners,
+						    o->req->counters, o->ks);
 	return NULL;
 }
 
@@ -125,15 +129,20 @@ static Mt__Rpc__Code h_observe(void *ctx, const ProtobufCMessage *in,
 	if (r >= 0)
 		r = side.r;
 	if (r >= 0) {
-		/* ks has no tunnels or clamps of its own: hand them over */
+		/* ks has no tunnels, clamps or firewalls of its own: hand
+		 * them over */
 		ks->tunnels = side.ks->tunnels;
 		ks->n_tunnels = side.ks->n_tunnels;
 		ks->mss_clamps = side.ks->mss_clamps;
 		ks->n_mss_clamps = side.ks->n_mss_clamps;
+		ks->firewalls = side.ks->firewalls;
+		ks->n_firewalls = side.ks->n_firewalls;
 		side.ks->tunnels = NULL;
 		side.ks->n_tunnels = 0;
 		side.ks->mss_clamps = NULL;
 		side.ks->n_mss_clamps = 0;
+		side.ks->firewalls = NULL;
+		side.ks->n_firewalls = 0;
 	}
 	mt_kstate_free(side.ks);
 	if (r < 0) {

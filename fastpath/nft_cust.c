@@ -18,6 +18,7 @@
 #include <libnftnl/common.h>
 #include <libnftnl/gen.h>
 #include <libnftnl/rule.h>
+#include <libnftnl/set.h>
 #include <libnftnl/table.h>
 
 #include "mt_cleanup.h"
@@ -26,6 +27,8 @@
 #include "netns.h"
 #include "nft_batch.h"
 #include "nft_cust_rules.h"
+#include "nft_fw_plan.h"
+#include "nft_fw_rules.h"
 
 #define READ_ATTEMPTS 5
 #define APPLY_ATTEMPTS 4
@@ -43,6 +46,7 @@ struct cust_ns {
 	/* The last consistent read of mt's table there, still the kernel's
 	 * while the namespace's generation id is st.genid. */
 	struct mt_nft_cust_state st;
+	struct mt_nft_fw_state fw; /* the firewall, of the same read */
 	bool cached;
 	bool seen; /* scratch for observe's sweep */
 };
@@ -54,6 +58,11 @@ struct mt_nft_cust {
 	size_t n_buckets, n;
 	char *rbuf; /* RECV_BUF_SIZE */
 };
+
+static bool streq(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) == 0;
+}
 
 static uint32_t name_hash(const char *s)
 {
@@ -109,6 +118,7 @@ static void ns_free(struct cust_ns *ns)
 	if (ns->nl)
 		mnl_socket_close(ns->nl);
 	mt_nft_cust_state_fini(&ns->st);
+	mt_nft_fw_state_fini(&ns->fw);
 	free(ns);
 }
 
@@ -231,71 +241,126 @@ static int ns_get(struct mt_nft_cust *c, const char *name, dev_t dev, ino_t ino,
 
 /* ---- reading one namespace ---- */
 
-/* The requests of one read, sent in one sendmsg and answered in this order:
- * the generation id, the table, the chain, the chain's rules (a dump), the
- * generation id again. The GETs go without NLM_F_ACK: each is answered by
- * exactly one message, its reply or an error. The kernel runs the requests of
- * one skb in turn, and produces a dump's first part while handling its request,
- * so the second id is taken after the rules were read (a dump that needs more
- * parts is flagged NLM_F_DUMP_INTR if the ruleset changes between them). */
-enum { Q_GEN0, Q_TABLE, Q_CHAIN, Q_RULES, Q_GEN1, Q_N };
+/* A read is a few rounds of requests, each round sent in one sendmsg and
+ * answered in order. The GETs go without NLM_F_ACK: each is answered by
+ * exactly one message, its reply or an error. A socket runs one dump at a
+ * time, so a round holds at most one dump, after its GETs and before the
+ * generation id that closes it: the kernel runs the requests of one skb in
+ * turn and produces a dump's first part while handling its request, so
+ * that id is taken after the dump was read (a dump that needs more parts
+ * is flagged NLM_F_DUMP_INTR if the ruleset changes between them).
+ *
+ * Round 1: generation id, the table, chains mss, fw and fw_rules, set
+ * fw_lists, the rules of the whole table (a dump), generation id. Only a
+ * namespace holding mt's firewall needs more: the sets of the table (a
+ * dump: never the elements of the list sets, they can hold a million
+ * prefixes), the elements of fw_lists, and those of each anonymous set a
+ * rule of fw_rules uses, one round each, each closed by a generation id.
+ * The read is consistent when the first and the last id agree. */
+enum q_kind { Q_GEN, Q_TABLE, Q_CHAIN, Q_SET, Q_RULES, Q_SETS, Q_ELEMS };
+
+#define ROUND_MAX 10
+
+struct query {
+	enum q_kind kind;
+	const char *name; /* chain or set */
+	int slot;	  /* Q_GEN: 0 the first id, 1 the last */
+	uint32_t seq;
+	bool done;
+	int err;
+};
 
 struct read_ctx {
-	uint32_t seq[Q_N];
-	bool done[Q_N];
-	int err[Q_N];
-	uint32_t gen[2];
+	struct query q[ROUND_MAX];
+	size_t n;
+	uint32_t gen[2]; /* the first id, the last one */
 	bool intr;
 	int cb_err;
 	const char *table;
 	struct mt_nft_cust_state *st;
+	struct mt_nft_fw_state *fw;
 };
 
-/* Builds the requests of mask (bits 1 << Q_*) into buf. 0 or -ENOMEM. */
-static int build_requests(char *buf, size_t *len, const char *table,
-			  unsigned mask, struct read_ctx *rc)
+static void q_add(struct read_ctx *rc, enum q_kind kind, const char *name,
+		  int slot)
 {
-	static const uint16_t type[Q_N] = {
-	    NFT_MSG_GETGEN,  NFT_MSG_GETTABLE, NFT_MSG_GETCHAIN,
-	    NFT_MSG_GETRULE, NFT_MSG_GETGEN,
-	};
+	rc->q[rc->n++] =
+	    (struct query){.kind = kind, .name = name, .slot = slot};
+}
+
+static bool q_dump(enum q_kind k)
+{
+	return k == Q_RULES || k == Q_SETS || k == Q_ELEMS;
+}
+
+/* Builds the requests of rc into buf (ROUND_MAX * REQ_MSG_SIZE). 0 or
+ * -ENOMEM. */
+static int build_requests(char *buf, size_t *len, struct read_ctx *rc)
+{
 	struct nftnl_table *t = nftnl_table_alloc();
 	struct nftnl_chain *ch = nftnl_chain_alloc();
 	struct nftnl_rule *r = nftnl_rule_alloc();
+	struct nftnl_set *s = nftnl_set_alloc();
 	size_t off = 0;
 	int ret = -ENOMEM;
 
-	/* Without its filter a dump would list every table's rules. */
-	if (!t || !ch || !r)
+	/* Without its filter a dump would list every table's objects. */
+	if (!t || !ch || !r || !s)
 		goto out;
 	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
-	nftnl_table_set_str(t, NFTNL_TABLE_NAME, table);
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, rc->table);
 	nftnl_chain_set_u32(ch, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
-	nftnl_chain_set_str(ch, NFTNL_CHAIN_TABLE, table);
-	nftnl_chain_set_str(ch, NFTNL_CHAIN_NAME, MT_NFT_CUST_MSS_CHAIN);
+	nftnl_chain_set_str(ch, NFTNL_CHAIN_TABLE, rc->table);
 	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
-	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
-	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, MT_NFT_CUST_MSS_CHAIN);
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, rc->table);
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, rc->table);
 
-	memset(buf, 0, Q_N * REQ_MSG_SIZE); /* libmnl leaves padding unset */
-	for (int q = 0; q < Q_N; q++) {
+	memset(buf, 0, ROUND_MAX * REQ_MSG_SIZE); /* libmnl leaves padding */
+	for (size_t i = 0; i < rc->n; i++) {
+		static const uint16_t type[] = {
+		    [Q_GEN] = NFT_MSG_GETGEN,
+		    [Q_TABLE] = NFT_MSG_GETTABLE,
+		    [Q_CHAIN] = NFT_MSG_GETCHAIN,
+		    [Q_SET] = NFT_MSG_GETSET,
+		    [Q_RULES] = NFT_MSG_GETRULE,
+		    [Q_SETS] = NFT_MSG_GETSET,
+		    [Q_ELEMS] = NFT_MSG_GETSETELEM,
+		};
+		struct query *q = &rc->q[i];
 		struct nlmsghdr *nlh;
 
-		if (!(mask & (1u << q))) {
-			rc->done[q] = true;
-			continue;
-		}
-		rc->seq[q] = mt_nft_seq_next();
+		q->seq = mt_nft_seq_next();
 		nlh = nftnl_nlmsg_build_hdr(
-		    buf + off, type[q],
-		    type[q] == NFT_MSG_GETGEN ? AF_UNSPEC : NFPROTO_INET,
-		    q == Q_RULES ? NLM_F_DUMP : 0, rc->seq[q]);
-		if (q == Q_TABLE)
+		    buf + off, type[q->kind],
+		    q->kind == Q_GEN ? AF_UNSPEC : NFPROTO_INET,
+		    q_dump(q->kind) ? NLM_F_DUMP : 0, q->seq);
+		switch (q->kind) {
+		case Q_TABLE:
 			nftnl_table_nlmsg_build_payload(nlh, t);
-		else if (q == Q_CHAIN)
+			break;
+		case Q_CHAIN:
+			nftnl_chain_set_str(ch, NFTNL_CHAIN_NAME, q->name);
 			nftnl_chain_nlmsg_build_payload(nlh, ch);
-		else if (q == Q_RULES)
+			break;
+		case Q_RULES:
 			nftnl_rule_nlmsg_build_payload(nlh, r);
+			break;
+		case Q_SET:
+		case Q_ELEMS:
+			nftnl_set_set_str(s, NFTNL_SET_NAME, q->name);
+			if (q->kind == Q_SET)
+				nftnl_set_nlmsg_build_payload(nlh, s);
+			else
+				nftnl_set_elems_nlmsg_build_payload(nlh, s);
+			break;
+		case Q_SETS:
+			nftnl_set_unset(s, NFTNL_SET_NAME);
+			nftnl_set_nlmsg_build_payload(nlh, s);
+			break;
+		default:
+			break;
+		}
 		off += NLMSG_ALIGN(nlh->nlmsg_len);
 	}
 	*len = off;
@@ -307,86 +372,150 @@ out:
 		nftnl_chain_free(ch);
 	if (r)
 		nftnl_rule_free(r);
+	if (s)
+		nftnl_set_free(s);
 	return ret;
 }
 
-static int parse_reply(struct read_ctx *rc, int q, const struct nlmsghdr *nlh)
+static int parse_table(struct read_ctx *rc, const struct nlmsghdr *nlh)
 {
-	struct mt_nft_cust_state *st = rc->st;
+	struct nftnl_table *t = nftnl_table_alloc();
+	uint32_t flags;
+
+	if (!t)
+		return -ENOMEM;
+	if (nftnl_table_nlmsg_parse(nlh, t) < 0) {
+		nftnl_table_free(t);
+		return -EBADMSG;
+	}
+	flags = nftnl_table_is_set(t, NFTNL_TABLE_FLAGS)
+		    ? nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS)
+		    : 0;
+	rc->st->table = rc->fw->table = true;
+	rc->st->dormant = rc->fw->dormant = flags & NFT_TABLE_F_DORMANT;
+	rc->st->owned = flags & NFT_TABLE_F_OWNER;
+	nftnl_table_free(t);
+	return 0;
+}
+
+static int parse_chain(struct read_ctx *rc, const struct nlmsghdr *nlh)
+{
+	struct nftnl_chain *ch = nftnl_chain_alloc();
+	const char *name;
 	int r = 0;
 
-	switch (q) {
-	case Q_GEN0:
-	case Q_GEN1: {
+	if (!ch)
+		return -ENOMEM;
+	if (nftnl_chain_nlmsg_parse(nlh, ch) < 0) {
+		nftnl_chain_free(ch);
+		return -EBADMSG;
+	}
+	name = nftnl_chain_get_str(ch, NFTNL_CHAIN_NAME);
+	if (name && strcmp(name, MT_NFT_CUST_MSS_CHAIN) == 0) {
+		rc->st->chain = true;
+		rc->st->chain_ok = mt_nft_cust_mss_chain_ok(ch);
+	} else {
+		r = mt_nft_fw_state_chain(rc->fw, ch);
+	}
+	nftnl_chain_free(ch);
+	return r;
+}
+
+static int parse_rule(struct read_ctx *rc, const struct nlmsghdr *nlh)
+{
+	struct nftnl_rule *rule = nftnl_rule_alloc();
+	const char *tb, *chn;
+
+	if (!rule)
+		return -ENOMEM;
+	if (nftnl_rule_nlmsg_parse(nlh, rule) < 0) {
+		nftnl_rule_free(rule);
+		return -EBADMSG;
+	}
+	tb = nftnl_rule_get_str(rule, NFTNL_RULE_TABLE);
+	chn = nftnl_rule_get_str(rule, NFTNL_RULE_CHAIN);
+	/* the kernel filtered the dump; be sure anyway */
+	if (!tb || !chn || strcmp(tb, rc->table) != 0) {
+		nftnl_rule_free(rule);
+		return 0;
+	}
+	if (strcmp(chn, MT_NFT_CUST_MSS_CHAIN) == 0) {
+		int r = mt_nft_cust_state_add(rc->st, rule);
+
+		nftnl_rule_free(rule);
+		return r;
+	}
+	return mt_nft_fw_state_rule(rc->fw, rule); /* takes it */
+}
+
+static int parse_set(struct read_ctx *rc, const struct nlmsghdr *nlh)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+
+	if (!s)
+		return -ENOMEM;
+	if (nftnl_set_nlmsg_parse(nlh, s) < 0) {
+		nftnl_set_free(s);
+		return -EBADMSG;
+	}
+	if (!streq(nftnl_set_get_str(s, NFTNL_SET_TABLE), rc->table)) {
+		nftnl_set_free(s);
+		return 0;
+	}
+	return mt_nft_fw_state_set(rc->fw, s); /* takes it */
+}
+
+static int parse_elems(struct read_ctx *rc, const struct query *q,
+		       const struct nlmsghdr *nlh)
+{
+	struct nftnl_set *s;
+	int r;
+
+	if (strcmp(q->name, MT_NFT_FW_LISTS_SET) != 0) {
+		s = mt_nft_fw_state_set_find(rc->fw, q->name);
+		if (s && nftnl_set_elems_nlmsg_parse(nlh, s) < 0)
+			return -EBADMSG;
+		return 0;
+	}
+	if (!(s = nftnl_set_alloc()))
+		return -ENOMEM;
+	r = nftnl_set_elems_nlmsg_parse(nlh, s) < 0
+		? -EBADMSG
+		: mt_nft_fw_state_lists_elems(rc->fw, s);
+	nftnl_set_free(s);
+	return r;
+}
+
+static int parse_reply(struct read_ctx *rc, const struct query *q,
+		       const struct nlmsghdr *nlh)
+{
+	switch (q->kind) {
+	case Q_GEN: {
 		struct nftnl_gen *g = nftnl_gen_alloc();
+		int r = 0;
 
 		if (!g)
 			return -ENOMEM;
 		if (nftnl_gen_nlmsg_parse(nlh, g) < 0)
 			r = -EBADMSG;
 		else
-			rc->gen[q == Q_GEN1] =
-			    nftnl_gen_get_u32(g, NFTNL_GEN_ID);
+			rc->gen[q->slot] = nftnl_gen_get_u32(g, NFTNL_GEN_ID);
 		nftnl_gen_free(g);
 		return r;
 	}
-	case Q_TABLE: {
-		struct nftnl_table *t = nftnl_table_alloc();
-
-		if (!t)
-			return -ENOMEM;
-		if (nftnl_table_nlmsg_parse(nlh, t) < 0) {
-			r = -EBADMSG;
-		} else {
-			uint32_t flags =
-			    nftnl_table_is_set(t, NFTNL_TABLE_FLAGS)
-				? nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS)
-				: 0;
-
-			st->table = true;
-			st->dormant = flags & NFT_TABLE_F_DORMANT;
-			st->owned = flags & NFT_TABLE_F_OWNER;
-		}
-		nftnl_table_free(t);
-		return r;
+	case Q_TABLE:
+		return parse_table(rc, nlh);
+	case Q_CHAIN:
+		return parse_chain(rc, nlh);
+	case Q_SET:
+	case Q_SETS:
+		return parse_set(rc, nlh);
+	case Q_RULES:
+		return parse_rule(rc, nlh);
+	case Q_ELEMS:
+		return parse_elems(rc, q, nlh);
 	}
-	case Q_CHAIN: {
-		struct nftnl_chain *ch = nftnl_chain_alloc();
-
-		if (!ch)
-			return -ENOMEM;
-		if (nftnl_chain_nlmsg_parse(nlh, ch) < 0) {
-			r = -EBADMSG;
-		} else {
-			st->chain = true;
-			st->chain_ok = mt_nft_cust_mss_chain_ok(ch);
-		}
-		nftnl_chain_free(ch);
-		return r;
-	}
-	case Q_RULES: {
-		struct nftnl_rule *rule = nftnl_rule_alloc();
-
-		if (!rule)
-			return -ENOMEM;
-		const char *tb, *chn;
-
-		if (nftnl_rule_nlmsg_parse(nlh, rule) < 0) {
-			r = -EBADMSG;
-		} else {
-			tb = nftnl_rule_get_str(rule, NFTNL_RULE_TABLE);
-			chn = nftnl_rule_get_str(rule, NFTNL_RULE_CHAIN);
-			/* the kernel filtered the dump; be sure anyway */
-			if (tb && chn && !strcmp(tb, rc->table) &&
-			    !strcmp(chn, MT_NFT_CUST_MSS_CHAIN))
-				r = mt_nft_cust_state_add(st, rule);
-		}
-		nftnl_rule_free(rule);
-		return r;
-	}
-	default:
-		return 0;
-	}
+	return 0;
 }
 
 static int parse_err(const struct nlmsghdr *nlh)
@@ -398,15 +527,14 @@ static int parse_err(const struct nlmsghdr *nlh)
 	return e->error > 0 ? -e->error : e->error;
 }
 
-/* One pass: send the requests of mask, read every answer. */
-static int read_once(struct mt_nft_cust *c, struct cust_ns *ns, unsigned mask,
-		     struct read_ctx *rc)
+/* One round: send the requests of rc, read every answer. */
+static int read_round(struct mt_nft_cust *c, struct cust_ns *ns,
+		      struct read_ctx *rc)
 {
-	char req[Q_N * REQ_MSG_SIZE];
+	char req[ROUND_MAX * REQ_MSG_SIZE];
 	uint32_t portid = mnl_socket_get_portid(ns->nl);
-	size_t len, left = (size_t)__builtin_popcount(mask);
-
-	int r = build_requests(req, &len, c->m->cust_nft_table, mask, rc);
+	size_t len, left = rc->n;
+	int r = build_requests(req, &len, rc);
 
 	if (r < 0)
 		return r;
@@ -425,60 +553,109 @@ static int read_once(struct mt_nft_cust *c, struct cust_ns *ns, unsigned mask,
 		}
 		for (; mnl_nlmsg_ok(nlh, rem);
 		     nlh = mnl_nlmsg_next(nlh, &rem)) {
-			int q;
+			struct query *q = NULL;
 
 			if (nlh->nlmsg_pid != portid)
 				continue;
-			for (q = 0; q < Q_N; q++)
-				if (!rc->done[q] &&
-				    nlh->nlmsg_seq == rc->seq[q])
-					break;
-			if (q == Q_N)
+			for (size_t i = 0; i < rc->n && !q; i++)
+				if (!rc->q[i].done &&
+				    nlh->nlmsg_seq == rc->q[i].seq)
+					q = &rc->q[i];
+			if (!q)
 				continue; /* stale: an earlier read's */
 			if (nlh->nlmsg_flags & NLM_F_DUMP_INTR)
 				rc->intr = true;
 			if (nlh->nlmsg_type == NLMSG_ERROR ||
 			    nlh->nlmsg_type == NLMSG_DONE) {
 				if (nlh->nlmsg_type == NLMSG_ERROR)
-					rc->err[q] = parse_err(nlh);
-				rc->done[q] = true;
+					q->err = parse_err(nlh);
+				q->done = true;
 				left--;
 				continue;
 			}
 			if (!rc->cb_err)
 				rc->cb_err = parse_reply(rc, q, nlh);
 			/* A GET without NLM_F_ACK: its one reply ends it. */
-			if (q != Q_RULES) {
-				rc->done[q] = true;
+			if (!q_dump(q->kind)) {
+				q->done = true;
 				left--;
 			}
 		}
 	}
 	if (rc->cb_err)
 		return rc->cb_err;
-	for (int q = 0; q < Q_N; q++) {
-		/* No table or no chain: ENOENT, which is an answer. */
-		if (rc->err[q] == -ENOENT && (q == Q_TABLE || q == Q_CHAIN))
+	for (size_t i = 0; i < rc->n; i++) {
+		/* No table, chain or set: ENOENT, which is an answer (for
+		 * elements: the set went away, the generation says so). */
+		if (rc->q[i].err == -ENOENT && rc->q[i].kind != Q_GEN &&
+		    rc->q[i].kind != Q_RULES && rc->q[i].kind != Q_SETS)
 			continue;
-		if (rc->err[q])
-			return rc->err[q];
+		if (rc->q[i].err)
+			return rc->q[i].err;
 	}
 	return 0;
 }
 
-/* A consistent read of mt's table in ns into st: both generation ids
- * agree and no dump part was interrupted, else read again. */
+/* A later round of rc: one dump and the generation id that closes it. */
+static int read_more(struct mt_nft_cust *c, struct cust_ns *ns,
+		     struct read_ctx *rc, enum q_kind kind, const char *name)
+{
+	rc->n = 0;
+	q_add(rc, kind, name, 0);
+	q_add(rc, Q_GEN, NULL, 1);
+	return read_round(c, ns, rc);
+}
+
+/* The rest of the firewall, once round 1 has found some of it. */
+static int read_fw(struct mt_nft_cust *c, struct cust_ns *ns,
+		   struct read_ctx *rc)
+{
+	struct mt_nft_fw_state *fw = rc->fw;
+	const char *name;
+	int r;
+
+	if (!fw->chain && !fw->rchain && !fw->lset)
+		return mt_nft_fw_state_finish(fw);
+	if ((r = read_more(c, ns, rc, Q_SETS, NULL)) < 0)
+		return r;
+	if (fw->lset &&
+	    (r = read_more(c, ns, rc, Q_ELEMS, MT_NFT_FW_LISTS_SET)) < 0)
+		return r;
+	for (size_t i = 0; (name = mt_nft_fw_state_anon(fw, i)); i++)
+		if ((r = read_more(c, ns, rc, Q_ELEMS, name)) < 0)
+			return r;
+	return mt_nft_fw_state_finish(fw);
+}
+
+/* A consistent read of mt's table in ns into st and fw: the first and
+ * last generation ids agree and no dump part was interrupted, else read
+ * again. */
 static int read_full(struct mt_nft_cust *c, struct cust_ns *ns,
-		     struct mt_nft_cust_state *st)
+		     struct mt_nft_cust_state *st, struct mt_nft_fw_state *fw)
 {
 	for (int attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
-		struct read_ctx rc = {.st = st, .table = c->m->cust_nft_table};
+		struct read_ctx rc = {
+		    .st = st, .fw = fw, .table = c->m->cust_nft_table};
 		int r;
 
 		mt_nft_cust_state_fini(st);
-		r = read_once(c, ns, (1u << Q_N) - 1, &rc);
-		if (r < 0)
+		mt_nft_fw_state_fini(fw);
+		q_add(&rc, Q_GEN, NULL, 0);
+		q_add(&rc, Q_TABLE, NULL, 0);
+		q_add(&rc, Q_CHAIN, MT_NFT_CUST_MSS_CHAIN, 0);
+		q_add(&rc, Q_CHAIN, MT_NFT_FW_CHAIN, 0);
+		q_add(&rc, Q_CHAIN, MT_NFT_FW_RULES_CHAIN, 0);
+		q_add(&rc, Q_SET, MT_NFT_FW_LISTS_SET, 0);
+		q_add(&rc, Q_RULES, NULL, 0);
+		q_add(&rc, Q_GEN, NULL, 1);
+		r = read_round(c, ns, &rc);
+		if (r == 0)
+			r = st->table ? read_fw(c, ns, &rc)
+				      : mt_nft_fw_state_finish(fw);
+		if (r < 0) {
+			mt_nft_fw_state_fini(fw);
 			return r;
+		}
 		if (!rc.intr && rc.gen[0] == rc.gen[1]) {
 			st->genid = rc.gen[0];
 			return 0;
@@ -487,41 +664,48 @@ static int read_full(struct mt_nft_cust *c, struct cust_ns *ns,
 	return -EAGAIN;
 }
 
-/* The state of mt's table in ns (*out points into ns). Listing a chain
- * costs about four times as much as asking for the generation id, so the
- * last read is kept and reused while the namespace's generation id has not
- * moved (any commit there, by anyone, moves it). On a failure that leaves
- * the socket in an unknown state (a timeout, half a dump unread) the
- * namespace is dropped from the cache: the caller must not use ns after an
- * error. */
-static int ns_state(struct mt_nft_cust *c, struct cust_ns *ns,
-		    const struct mt_nft_cust_state **out)
+/* The state of mt's table in ns (*out and *fw point into ns). Listing a
+ * chain costs about four times as much as asking for the generation id,
+ * so the last read is kept and reused while the namespace's generation id
+ * has not moved (any commit there, by anyone, moves it); fresh forces a
+ * new read (for the rules' counters). On a failure that leaves the socket
+ * in an unknown state (a timeout, half a dump unread) the namespace is
+ * dropped from the cache: the caller must not use ns after an error. */
+static int ns_state(struct mt_nft_cust *c, struct cust_ns *ns, bool fresh,
+		    const struct mt_nft_cust_state **out,
+		    const struct mt_nft_fw_state **fw)
 {
 	int r;
 
-	if (ns->cached) {
+	if (ns->cached && !fresh) {
 		struct read_ctx rc = {.st = &ns->st,
+				      .fw = &ns->fw,
 				      .table = c->m->cust_nft_table};
 
-		r = read_once(c, ns, 1u << Q_GEN0, &rc);
+		q_add(&rc, Q_GEN, NULL, 0);
+		r = read_round(c, ns, &rc);
 		if (r == 0 && rc.gen[0] == ns->st.genid) {
 			*out = &ns->st;
+			*fw = &ns->fw;
 			return 0;
 		}
 		ns->cached = false;
 		if (r < 0)
 			goto fail;
 	}
-	r = read_full(c, ns, &ns->st);
+	ns->cached = false;
+	r = read_full(c, ns, &ns->st, &ns->fw);
 	if (r < 0)
 		goto fail;
 	/* A table owned by another socket disappears with it without a
 	 * generation change: never trust a copy of that. */
 	ns->cached = !ns->st.owned;
 	*out = &ns->st;
+	*fw = &ns->fw;
 	return 0;
 fail:
 	mt_nft_cust_state_fini(&ns->st);
+	mt_nft_fw_state_fini(&ns->fw);
 	if (r != -ENOMEM && r != -EPERM && r != -EAGAIN)
 		ns_drop(c, ns->name);
 	return r;
@@ -529,21 +713,45 @@ fail:
 
 /* ---- apply ---- */
 
+static bool is_fw(const Mt__Kernel__Op *op)
+{
+	return op->object_case == MT__KERNEL__OP__OBJECT_FIREWALL;
+}
+
+/* The namespace of an op this module groups (NULL: not one). */
+static const char *op_netns(const Mt__Kernel__Op *op)
+{
+	if (op->object_case == MT__KERNEL__OP__OBJECT_MSS_CLAMP &&
+	    op->mss_clamp)
+		return op->mss_clamp->netns;
+	if (is_fw(op) && op->firewall)
+		return op->firewall->netns;
+	return NULL;
+}
+
+static char *op_desc(const Mt__Kernel__Op *op, char *buf, size_t len)
+{
+	return is_fw(op) ? mt_nft_fw_op_describe(op, buf, len)
+			 : mt_op_describe(op, buf, len);
+}
+
 static void result_set(Mt__Kernel__OpResult **results, size_t i, int error,
 		       const char *msg)
 {
 	(void)mt_op_result_set(&results[i], error, msg);
 }
 
+/* "<op>: [<what>: ]<strerror>[: <why>]" */
 static void result_err(Mt__Kernel__Op *const *ops,
 		       Mt__Kernel__OpResult **results, size_t i, int error,
-		       const char *why)
+		       const char *what, const char *why)
 {
-	char desc[256], msg[768];
+	char desc[256], msg[1024];
 
-	snprintf(msg, sizeof(msg), "%s: %s%s%s",
-		 mt_op_describe(ops[i], desc, sizeof(desc)), strerror(-error),
-		 why && *why ? ": " : "", why ? why : "");
+	snprintf(msg, sizeof(msg), "%s: %s%s%s%s%s",
+		 op_desc(ops[i], desc, sizeof(desc)), what ? what : "",
+		 what ? ": " : "", strerror(-error), why && *why ? ": " : "",
+		 why ? why : "");
 	result_set(results, i, error, msg);
 }
 
@@ -551,20 +759,19 @@ static void result_err(Mt__Kernel__Op *const *ops,
  * others cancelled. */
 static void group_abort(Mt__Kernel__Op *const *ops, const size_t *idx, size_t n,
 			Mt__Kernel__OpResult **results, size_t failed,
-			int error, const char *why)
+			int error, const char *what, const char *why)
 {
 	char fdesc[256], desc[256], msg[768];
 
-	mt_op_describe(ops[failed], fdesc, sizeof(fdesc));
+	op_desc(ops[failed], fdesc, sizeof(fdesc));
 	for (size_t k = 0; k < n; k++) {
 		if (idx[k] == failed) {
-			result_err(ops, results, failed, error, why);
+			result_err(ops, results, failed, error, what, why);
 			continue;
 		}
 		snprintf(msg, sizeof(msg),
 			 "%s: not applied: transaction aborted by %s",
-			 mt_op_describe(ops[idx[k]], desc, sizeof(desc)),
-			 fdesc);
+			 op_desc(ops[idx[k]], desc, sizeof(desc)), fdesc);
 		result_set(results, idx[k], -ECANCELED, msg);
 	}
 }
@@ -574,7 +781,7 @@ static void group_all(Mt__Kernel__Op *const *ops, const size_t *idx, size_t n,
 		      const char *why)
 {
 	for (size_t k = 0; k < n; k++)
-		result_err(ops, results, idx[k], error, why);
+		result_err(ops, results, idx[k], error, NULL, why);
 }
 
 /* Starts a message of an nftnl object, builds its payload, closes it. */
@@ -590,7 +797,7 @@ static void group_all(Mt__Kernel__Op *const *ops, const size_t *idx, size_t n,
 		_r;                                                   \
 	})
 
-/* Appends the message of one planned step. */
+/* Appends the message of one planned clamp step. */
 static int batch_act(struct mt_nft_batch *b, const char *table,
 		     const struct mt_nft_cust_act *a)
 {
@@ -651,17 +858,52 @@ static int batch_act(struct mt_nft_batch *b, const char *table,
 	return -EINVAL;
 }
 
-/* The transaction of one namespace's ops (checked, in order). Returns 0 or
- * the error of the group (results filled either way). */
+/* The messages of one attempt: the clamps' steps (tagged with their op's
+ * index), then the firewall's (tagged -1 - step index). */
+static int batch_build(struct mt_nft_batch *b, const char *table,
+		       const struct mt_nft_cust_act *acts, size_t n_acts,
+		       const struct mt_nft_fw_step *steps, size_t n_steps)
+{
+	bool newtable = false;
+	uint32_t set_id = 1;
+	int r = 0;
+
+	for (size_t i = 0; i < n_acts && r == 0; i++) {
+		newtable |= acts[i].type == MT_NFT_CUST_NEWTABLE;
+		r = batch_act(b, table, &acts[i]);
+	}
+	for (size_t i = 0; i < n_steps && r == 0; i++) {
+		if (steps[i].type == MT_NFT_FW_NEWTABLE && newtable)
+			continue; /* once is enough */
+		r = mt_nft_fw_step_batch(b, table, &steps[i], &set_id,
+					 -1 - (long)i);
+	}
+	return r;
+}
+
+/* The transaction of one namespace's ops (checked, in order; want: its
+ * firewall op, NULL when none). Returns 0 or the error of the group
+ * (results filled either way). */
 static int group_apply(struct mt_nft_cust *c, const char *netns,
 		       Mt__Kernel__Op *const *ops, const size_t *idx, size_t n,
+		       const struct mt_nft_fw_want *want,
 		       Mt__Kernel__OpResult **results, uint64_t *writes)
 {
 	const char *table = c->m->cust_nft_table;
+	_cleanup_free_ size_t *midx = calloc(n, sizeof(*midx));
 	struct cust_ns *ns;
+	size_t n_m = 0;
 	dev_t dev;
 	ino_t ino;
 	int r;
+
+	if (!midx) {
+		group_all(ops, idx, n, results, -ENOMEM, NULL);
+		return -ENOMEM;
+	}
+	for (size_t k = 0; k < n; k++)
+		if (!is_fw(ops[idx[k]]))
+			midx[n_m++] = idx[k];
 
 	r = mt_netns_stat(netns, &dev, &ino);
 	if (r == 0)
@@ -676,7 +918,7 @@ static int group_apply(struct mt_nft_cust *c, const char *netns,
 				result_set(results, idx[k], 0, "");
 				continue;
 			}
-			result_err(ops, results, idx[k], -ENOENT,
+			result_err(ops, results, idx[k], -ENOENT, NULL,
 				   "the namespace does not exist");
 			ret = -ENOENT;
 		}
@@ -691,25 +933,36 @@ static int group_apply(struct mt_nft_cust *c, const char *netns,
 	for (int attempt = 0; attempt < APPLY_ATTEMPTS; attempt++) {
 		_cleanup_nft_batch_ struct mt_nft_batch *b = NULL;
 		_cleanup_free_ struct mt_nft_cust_act *acts = NULL;
+		_cleanup_free_ struct mt_nft_fw_step *steps = NULL;
 		const struct mt_nft_cust_state *st;
+		const struct mt_nft_fw_state *fw;
 		const char *extack = NULL;
-		size_t n_acts = 0, count;
+		size_t n_acts = 0, n_steps = 0, count;
+		uint32_t uid = 1;
+		char err[512];
 
-		r = ns_state(c, ns, &st);
+		r = ns_state(c, ns, false, &st, &fw);
 		if (r < 0) {
 			group_all(ops, idx, n, results, r,
 				  "reading mt's nft table in the namespace");
 			return r;
 		}
-		r = mt_nft_cust_plan(st, ops, idx, n, &acts, &n_acts);
+		r = mt_nft_cust_plan(st, ops, midx, n_m, &acts, &n_acts);
+		if (r == 0 && want)
+			r = mt_nft_fw_plan(fw, want, &uid, &steps, &n_steps,
+					   err, sizeof(err));
+		if (r == -ESTALE) {
+			group_abort(ops, idx, n, results, want->op, r, NULL,
+				    err);
+			return r;
+		}
 		b = r == 0 ? mt_nft_batch_new(st->genid) : NULL;
 		if (!b) {
 			r = -ENOMEM;
 			group_all(ops, idx, n, results, r, NULL);
 			return r;
 		}
-		for (size_t i = 0; i < n_acts && r == 0; i++)
-			r = batch_act(b, table, &acts[i]);
+		r = batch_build(b, table, acts, n_acts, steps, n_steps);
 		if (r < 0) {
 			group_all(ops, idx, n, results, r,
 				  "building the nft transaction");
@@ -718,7 +971,7 @@ static int group_apply(struct mt_nft_cust *c, const char *netns,
 		count = mt_nft_batch_count(b);
 		r = mt_nft_batch_send(b, ns->nl);
 		/* A commit moves the generation id: the next read lists the
-		 * chain again (the new rules' handles are the kernel's). */
+		 * table again (the new rules' handles are the kernel's). */
 		if (count)
 			ns->cached = false;
 		if (r == -ERESTART)
@@ -730,16 +983,28 @@ static int group_apply(struct mt_nft_cust *c, const char *netns,
 				result_set(results, idx[k], 0, "");
 			return 0;
 		}
-		/* Aborted: the first failing message names its op. */
+		/* Aborted: the first failing message names its op (and for
+		 * the firewall the rule or list). */
 		for (size_t i = 0; i < count; i++) {
 			int e = mt_nft_batch_error(b, i, &extack);
+			long tag = mt_nft_batch_tag(b, i);
+			char what[64];
 
-			if (e) {
-				group_abort(ops, idx, n, results,
-					    (size_t)mt_nft_batch_tag(b, i), e,
-					    extack);
-				return e;
+			if (!e)
+				continue;
+			if (tag >= 0) {
+				group_abort(ops, idx, n, results, (size_t)tag,
+					    e, NULL, extack);
+			} else {
+				const struct mt_nft_fw_step *s =
+				    &steps[-1 - tag];
+
+				group_abort(
+				    ops, idx, n, results, s->op, e,
+				    mt_nft_fw_step_what(s, what, sizeof(what)),
+				    extack);
 			}
+			return e;
 		}
 		if (mt_nft_batch_error_batch(b, &extack) == 0)
 			ns_drop(c, netns); /* a local failure: fresh socket */
@@ -758,17 +1023,37 @@ static int idx_cmp(const void *a, const void *b, void *data)
 {
 	Mt__Kernel__Op *const *ops = data;
 	size_t x = *(const size_t *)a, y = *(const size_t *)b;
-	int c = strcmp(ops[x]->mss_clamp->netns, ops[y]->mss_clamp->netns);
+	int c = strcmp(op_netns(ops[x]), op_netns(ops[y]));
 
 	if (c)
 		return c;
 	return x < y ? -1 : x > y;
 }
 
-static bool groupable(const Mt__Kernel__Op *op)
+/* Refuses (with -EINVAL) every firewall op of the group after the first:
+ * a namespace has one firewall, an op says all of it. Returns the first. */
+static size_t group_fw(Mt__Kernel__Op *const *ops, const size_t *idx, size_t n,
+		       int *refused, Mt__Kernel__OpResult **results)
 {
-	return op->object_case == MT__KERNEL__OP__OBJECT_MSS_CLAMP &&
-	       op->mss_clamp && op->mss_clamp->netns;
+	size_t fw = SIZE_MAX;
+
+	for (size_t k = 0; k < n; k++) {
+		char first[256], why[320];
+
+		if (!is_fw(ops[idx[k]]) || refused[idx[k]])
+			continue;
+		if (fw == SIZE_MAX) {
+			fw = idx[k];
+			continue;
+		}
+		snprintf(why, sizeof(why),
+			 "one firewall op per namespace and plan (already: "
+			 "%s)",
+			 op_desc(ops[fw], first, sizeof(first)));
+		refused[idx[k]] = -EINVAL;
+		result_err(ops, results, idx[k], -EINVAL, NULL, why);
+	}
+	return fw;
 }
 
 int mt_nft_cust_apply(struct mt_nft_cust *c, Mt__Kernel__Op *const *ops,
@@ -777,6 +1062,7 @@ int mt_nft_cust_apply(struct mt_nft_cust *c, Mt__Kernel__Op *const *ops,
 {
 	_cleanup_free_ size_t *idx = NULL;
 	_cleanup_free_ int *refused = NULL;
+	_cleanup_free_ struct mt_nft_fw_want *wants = NULL;
 	size_t n_idx = 0;
 	int ret = 0;
 
@@ -784,37 +1070,47 @@ int mt_nft_cust_apply(struct mt_nft_cust *c, Mt__Kernel__Op *const *ops,
 		return 0;
 	idx = calloc(n, sizeof(*idx));
 	refused = calloc(n, sizeof(*refused));
-	if (!idx || !refused) {
+	wants = calloc(n, sizeof(*wants));
+	if (!idx || !refused || !wants) {
 		for (size_t i = 0; i < n; i++)
-			result_err(ops, results, i, -ENOMEM, NULL);
+			result_err(ops, results, i, -ENOMEM, NULL, NULL);
 		return -ENOMEM;
 	}
 
 	/* Refusals first: an op that is malformed or not ours is answered
-	 * here, and nothing is sent to its namespace. */
+	 * here, and nothing is sent to its namespace. A firewall op is
+	 * prepared here once (its rules compiled, its lists parsed). */
 	for (size_t i = 0; i < n; i++) {
-		char err[256];
+		char err[512];
 
 		refused[i] =
-		    mt_nft_cust_op_check(c->m, ops[i], err, sizeof(err));
+		    is_fw(ops[i])
+			? mt_nft_fw_want_prepare(c->m, c->m->cust_nft_table,
+						 ops[i], i, &wants[i], err,
+						 sizeof(err))
+			: mt_nft_cust_op_check(c->m, ops[i], err, sizeof(err));
 		if (refused[i])
-			result_err(ops, results, i, refused[i], err);
-		if (groupable(ops[i]))
+			result_err(ops, results, i, refused[i], NULL, err);
+		if (op_netns(ops[i]))
 			idx[n_idx++] = i;
 	}
 	qsort_r(idx, n_idx, sizeof(*idx), idx_cmp, (void *)ops);
 
 	for (size_t k = 0, j; k < n_idx; k = j) {
-		const char *netns = ops[idx[k]]->mss_clamp->netns;
-		size_t bad = n;
+		const char *netns = op_netns(ops[idx[k]]);
+		size_t bad = n, fw;
 
-		for (j = k; j < n_idx &&
-			    strcmp(ops[idx[j]]->mss_clamp->netns, netns) == 0;
+		for (j = k;
+		     j < n_idx && strcmp(op_netns(ops[idx[j]]), netns) == 0;
 		     j++)
-			if (refused[idx[j]] && bad == n)
-				bad = idx[j];
+			;
+		fw = group_fw(ops, &idx[k], j - k, refused, results);
+		for (size_t q = k; q < j && bad == n; q++)
+			if (refused[idx[q]])
+				bad = idx[q];
 		if (bad == n) {
 			(void)group_apply(c, netns, ops, &idx[k], j - k,
+					  fw == SIZE_MAX ? NULL : &wants[fw],
 					  results, writes);
 			continue;
 		}
@@ -824,14 +1120,15 @@ int mt_nft_cust_apply(struct mt_nft_cust *c, Mt__Kernel__Op *const *ops,
 
 			if (refused[idx[q]])
 				continue;
-			snprintf(
-			    msg, sizeof(msg),
-			    "%s: not applied: transaction aborted by %s",
-			    mt_op_describe(ops[idx[q]], desc, sizeof(desc)),
-			    mt_op_describe(ops[bad], fdesc, sizeof(fdesc)));
+			snprintf(msg, sizeof(msg),
+				 "%s: not applied: transaction aborted by %s",
+				 op_desc(ops[idx[q]], desc, sizeof(desc)),
+				 op_desc(ops[bad], fdesc, sizeof(fdesc)));
 			result_set(results, idx[q], -ECANCELED, msg);
 		}
 	}
+	for (size_t i = 0; i < n; i++)
+		mt_nft_fw_want_fini(&wants[i]);
 	for (size_t i = 0; i < n && !ret; i++)
 		if (results[i] && results[i]->error)
 			ret = results[i]->error;
@@ -849,11 +1146,34 @@ struct seen_clamp {
 struct seen {
 	struct seen_clamp *v;
 	size_t n, cap;
+	Mt__Kernel__Firewall **fw; /* in namespace order */
+	size_t n_fw, cap_fw;
 };
 
 static void seen_fini(struct seen *s)
 {
 	free(s->v);
+	for (size_t i = 0; i < s->n_fw; i++)
+		if (s->fw[i])
+			protobuf_c_message_free_unpacked(&s->fw[i]->base, NULL);
+	free(s->fw);
+}
+
+static int seen_fw(struct seen *s, Mt__Kernel__Firewall *fw)
+{
+	if (s->n_fw == s->cap_fw) {
+		size_t cap = s->cap_fw ? s->cap_fw * 2 : 16;
+		Mt__Kernel__Firewall **g = realloc(s->fw, cap * sizeof(*g));
+
+		if (!g) {
+			protobuf_c_message_free_unpacked(&fw->base, NULL);
+			return -ENOMEM;
+		}
+		s->fw = g;
+		s->cap_fw = cap;
+	}
+	s->fw[s->n_fw++] = fw;
+	return 0;
 }
 
 #define _cleanup_seen_ MT_CLEANUP(seen_fini)
@@ -878,10 +1198,11 @@ static int seen_add(struct seen *s, size_t ns, const char *dev, uint32_t mss)
 
 /* Reads one namespace into s. A namespace that vanished is skipped. */
 static int observe_ns(struct mt_nft_cust *c, const struct mt_netns_entry *e,
-		      size_t ns_i, struct seen *s)
+		      size_t ns_i, bool counters, struct seen *s)
 {
 	_cleanup_free_ struct mt_nft_cust_clamp *cl = NULL;
 	const struct mt_nft_cust_state *st;
+	const struct mt_nft_fw_state *fw;
 	struct cust_ns *ns;
 	size_t n_cl = 0;
 	bool dirty;
@@ -893,11 +1214,21 @@ static int observe_ns(struct mt_nft_cust *c, const struct mt_netns_entry *e,
 	if (r < 0)
 		return r;
 	ns->seen = true;
-	r = ns_state(c, ns, &st);
+	r = ns_state(c, ns, counters, &st, &fw);
 	if (r == 0)
 		r = mt_nft_cust_clamps(st, &cl, &n_cl, &dirty);
 	if (r < 0)
 		return r;
+	if (mt_nft_fw_state_present(fw)) {
+		Mt__Kernel__Firewall *f;
+
+		r = mt_nft_fw_observed(
+		    fw, e->name, mt_metal_owner(c->m, e->name), counters, &f);
+		if (r == 0)
+			r = seen_fw(s, f);
+		if (r < 0)
+			return r;
+	}
 	/* The marker's dev "" sorts before every device. */
 	if (dirty && (r = seen_add(s, ns_i, "", 0)) < 0)
 		return r;
@@ -997,12 +1328,24 @@ static void seen_clear(struct mt_nft_cust *c)
 			ns->seen = false;
 }
 
-int mt_nft_cust_observe(struct mt_nft_cust *c, const char *const *owners,
-			size_t n_owners, Mt__Kernel__KernelState *st)
+/* st unchanged on error: drops the clamps appended after before. */
+static void clamps_rollback(Mt__Kernel__KernelState *st, size_t before)
+{
+	while (st->n_mss_clamps > before) {
+		Mt__Kernel__MssClamp *x = st->mss_clamps[--st->n_mss_clamps];
+
+		protobuf_c_message_free_unpacked(&x->base, NULL);
+	}
+}
+
+int mt_nft_cust_observe_counters(struct mt_nft_cust *c,
+				 const char *const *owners, size_t n_owners,
+				 bool counters, Mt__Kernel__KernelState *st)
 {
 	_cleanup_free_ struct mt_netns_entry *list = NULL;
 	_cleanup_seen_ struct seen s = {0};
 	size_t n_list = 0, before = st->n_mss_clamps;
+	Mt__Kernel__Firewall **fws;
 	int r;
 
 	r = observe_list(c, owners, n_owners, &list, &n_list);
@@ -1010,7 +1353,7 @@ int mt_nft_cust_observe(struct mt_nft_cust *c, const char *const *owners,
 		return r;
 	seen_clear(c);
 	for (size_t i = 0; i < n_list; i++)
-		if ((r = observe_ns(c, &list[i], i, &s)) < 0)
+		if ((r = observe_ns(c, &list[i], i, counters, &s)) < 0)
 			return r;
 	if (!n_owners)
 		sweep(c);
@@ -1023,17 +1366,27 @@ int mt_nft_cust_observe(struct mt_nft_cust *c, const char *const *owners,
 		    mt_kstate_set_str(&mc->dev, s.v[i].dev) < 0 ||
 		    mt_kstate_set_str(&mc->owner, mt_metal_owner(c->m, ns)) <
 			0) {
-			/* st unchanged on error */
-			while (st->n_mss_clamps > before) {
-				Mt__Kernel__MssClamp *x =
-				    st->mss_clamps[--st->n_mss_clamps];
-
-				protobuf_c_message_free_unpacked(&x->base,
-								 NULL);
-			}
+			clamps_rollback(st, before);
 			return -ENOMEM;
 		}
 		mc->mss = s.v[i].mss;
 	}
+	if (!s.n_fw)
+		return 0;
+	fws = realloc(st->firewalls, (st->n_firewalls + s.n_fw) * sizeof(*fws));
+	if (!fws) {
+		clamps_rollback(st, before);
+		return -ENOMEM;
+	}
+	st->firewalls = fws;
+	memcpy(fws + st->n_firewalls, s.fw, s.n_fw * sizeof(*fws));
+	st->n_firewalls += s.n_fw;
+	s.n_fw = 0; /* handed over */
 	return 0;
+}
+
+int mt_nft_cust_observe(struct mt_nft_cust *c, const char *const *owners,
+			size_t n_owners, Mt__Kernel__KernelState *st)
+{
+	return mt_nft_cust_observe_counters(c, owners, n_owners, false, st);
 }

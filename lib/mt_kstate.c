@@ -312,7 +312,10 @@ static void describe_firewall(const Mt__Kernel__Firewall *f, const char *verb,
 				      l->name);
 		if (n >= len)
 			break;
-		if (l->delta)
+		if (l->delta && !l->n_add && !l->n_remove && l->digest &&
+		    l->base_digest && !strcmp(l->digest, l->base_digest))
+			n += (size_t)snprintf(buf + n, len - n, " (unchanged)");
+		else if (l->delta)
 			n += (size_t)snprintf(buf + n, len - n,
 					      " (delta +%zu -%zu)", l->n_add,
 					      l->n_remove);

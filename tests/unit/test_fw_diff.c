@@ -290,7 +290,10 @@ static void test_rule_changed(void)
 		CHECK(f->n_lists == 2);
 		CHECK(f->lists[0]->n_prefixes == 0 && f->lists[0]->count == 2);
 		CHECK_STR(f->lists[0]->digest, d->firewalls[0]->lists[0]->digest);
-		CHECK(!f->lists[0]->delta);
+		/* as an empty delta from the digest the kernel holds */
+		CHECK(f->lists[0]->delta && f->lists[0]->n_add == 0 &&
+		      f->lists[0]->n_remove == 0);
+		CHECK_STR(f->lists[0]->base_digest, f->lists[0]->digest);
 	}
 	/* desired is untouched */
 	CHECK(d->firewalls[0]->lists[0]->n_prefixes == 2);
@@ -400,7 +403,7 @@ static void test_list_changes(void)
 		CHECK(f->lists[0]->n_prefixes == 3 && f->lists[0]->count == 3);
 		CHECK_STR(f->lists[0]->prefixes[2], "203.0.113.0/24");
 		CHECK(strcmp(f->lists[0]->digest, o->firewalls[0]->lists[0]->digest));
-		CHECK(f->lists[1]->n_prefixes == 0);
+		CHECK(f->lists[1]->n_prefixes == 0 && f->lists[1]->delta);
 	}
 	mt_plan_free(p);
 	/* the observed family differs (same digest would be a collision):
