@@ -9,7 +9,9 @@
 #         instance "lab")                                     198.51.100.10
 #                       |  veth per customer, created by mt-fastpath
 #                   mtlab-acme    gre1 -> lab-origin1, gre2 -> lab-origin2
-#                                 203.0.113.0/25: ECMP, weights 1:1
+#                                 203.0.113.0/25: ECMP, weights 1:1;
+#                                 a firewall (blocklist with lab-eye2's
+#                                 198.18.12.0/24, web, ssh, dns limit)
 #                   mtlab-globex  gre1 -> lab-origin2 (GRE key 4242)
 #                                 203.0.113.128/25, 198.51.100.0/24
 #
