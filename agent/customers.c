@@ -417,7 +417,11 @@ int agent_load_store(struct agent *a)
 	uint64_t rev = 0;
 	int changed = 0, r;
 
-	r = mt_store_range(a->store, CUSTOMER_KEY_PREFIX, &kvs, &n, &rev);
+	/* Values only of what was written since the last snapshot (a change
+	 * of one customer among 1000 copies one value, not all). */
+	r = mt_store_range_since(a->store, CUSTOMER_KEY_PREFIX,
+				 a->n_customers ? a->store_revision : 0, &kvs,
+				 &n, &rev);
 	if (r < 0)
 		return r;
 	if (rev == a->store_revision && a->n_customers) {
@@ -483,6 +487,19 @@ int agent_load_store(struct agent *a)
 		e = agent_find(a, id);
 		if (e->store_rev == kvs[i].mod_rev)
 			continue;
+		if (!kvs[i].val) {
+			/* changed before the last snapshot but not taken
+			 * then: read its value now */
+			uint64_t mod_rev;
+
+			r = mt_store_get(a->store, kvs[i].key, &kvs[i].val,
+					 &kvs[i].len, &mod_rev);
+			if (r == -ENOENT)
+				continue; /* deleted meanwhile: next load */
+			if (r < 0)
+				goto out;
+			kvs[i].mod_rev = mod_rev;
+		}
 		es[n_changed] = e;
 		changed_kvs[n_changed++] = &kvs[i];
 	}

@@ -748,13 +748,45 @@ static void sweep(struct mt_rtnl *ctx, struct mt_nsh *h, void *data)
 
 /* Lists the owned namespaces, refreshes the handle cache (drops handles of
  * namespaces that are gone or were replaced), and fills o->v. */
+/* Scoped to a few owners: their namespaces looked up by name (a stat
+ * each) instead of listing /run/netns, which costs a stat per namespace on
+ * the metal (1000 customers: ~1 ms). Absent ones are skipped. */
+#define SCOPED_LOOKUP_MAX 64
+
+static int scoped_entries(struct obs *o, struct mt_netns_entry **out,
+			  size_t *n)
+{
+	struct mt_netns_entry *ents = calloc(o->n_owners + 1, sizeof(*ents));
+
+	if (!ents)
+		return -ENOMEM;
+	*n = 0;
+	for (size_t i = 0; i < o->n_owners; i++) {
+		struct mt_netns_entry *e = &ents[*n];
+		bool dup = false;
+
+		for (size_t k = 0; k < i; k++)
+			dup |= strcmp(o->owners[k], o->owners[i]) == 0;
+		if (dup || !*o->owners[i] ||
+		    mt_metal_ifname(o->m, o->owners[i], e->name,
+				    sizeof(e->name)) < 0)
+			continue;
+		if (mt_netns_stat(e->name, &e->dev, &e->ino) == 0)
+			(*n)++;
+	}
+	*out = ents;
+	return 0;
+}
+
 static int collect_namespaces(struct obs *o)
 {
 	_cleanup_free_ struct mt_netns_entry *ents = NULL;
+	bool scoped = o->n_owners && o->n_owners <= SCOPED_LOOKUP_MAX;
 	size_t n = 0;
 	int r;
 
-	r = mt_netns_list(o->m->prefix, &ents, &n);
+	r = scoped ? scoped_entries(o, &ents, &n)
+		   : mt_netns_list(o->m->prefix, &ents, &n);
 	if (r < 0)
 		return r;
 	o->v = calloc(n + 1, sizeof(*o->v));
@@ -762,7 +794,9 @@ static int collect_namespaces(struct obs *o)
 		return -ENOMEM;
 	o->v[0].h = o->ctx->metal_ns;
 	o->n = 1;
-	mt_rtnl_ns_foreach(o->ctx, unmark, NULL);
+	/* only a complete listing tells which cached handles are gone */
+	if (!scoped)
+		mt_rtnl_ns_foreach(o->ctx, unmark, NULL);
 	for (size_t i = 0; i < n; i++) {
 		const char *owner = mt_metal_owner(o->m, ents[i].name);
 		struct mt_nsh *h = mt_rtnl_ns_find(o->ctx, ents[i].name);
@@ -796,7 +830,8 @@ static int collect_namespaces(struct obs *o)
 		    (r = mt_kstate_set_str(&pb->owner, owner)) < 0)
 			return r;
 	}
-	mt_rtnl_ns_foreach(o->ctx, sweep, NULL);
+	if (!scoped)
+		mt_rtnl_ns_foreach(o->ctx, sweep, NULL);
 	qsort(o->v + 1, o->n - 1, sizeof(*o->v), ons_name_cmp);
 	return 0;
 }

@@ -437,6 +437,13 @@ void mt_store_kvs_free(struct mt_store_kv *kvs, size_t n)
 int mt_store_range(struct mt_store *s, const char *prefix,
 		   struct mt_store_kv **kvs, size_t *n, uint64_t *rev)
 {
+	return mt_store_range_since(s, prefix, 0, kvs, n, rev);
+}
+
+int mt_store_range_since(struct mt_store *s, const char *prefix,
+			 uint64_t after_rev, struct mt_store_kv **kvs,
+			 size_t *n, uint64_t *rev)
+{
 	size_t plen = prefix ? strlen(prefix) : 0, cnt = 0, cap = 0;
 	struct mt_store_kv *out = NULL;
 	MDB_cursor *cur = NULL;
@@ -484,7 +491,9 @@ int mt_store_range(struct mt_store *s, const char *prefix,
 			goto out;
 		}
 		cnt++;
-		r = copy_value(&v, &kv->val, &kv->len, &kv->mod_rev);
+		r = copy_value(&v, NULL, &kv->len, &kv->mod_rev);
+		if (r == 0 && kv->mod_rev > after_rev)
+			r = copy_value(&v, &kv->val, NULL, NULL);
 		if (r)
 			goto out;
 	}

@@ -98,6 +98,13 @@ int mt_store_get(struct mt_store *s, const char *key, void **val, size_t *len,
  * with mt_store_kvs_free(). */
 int mt_store_range(struct mt_store *s, const char *prefix,
 		   struct mt_store_kv **kvs, size_t *n, uint64_t *rev);
+/* mt_store_range, but values are copied only for keys written after
+ * after_rev (mod_rev > after_rev); the others have val NULL (len and
+ * mod_rev are set). For a reader that keeps what it read before: a
+ * snapshot of 1000 customers then copies only what changed. */
+int mt_store_range_since(struct mt_store *s, const char *prefix,
+			 uint64_t after_rev, struct mt_store_kv **kvs,
+			 size_t *n, uint64_t *rev);
 void mt_store_kvs_free(struct mt_store_kv *kvs, size_t n);
 
 /* Applies n puts/deletes in order in one write txn: one revision bump, all

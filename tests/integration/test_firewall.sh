@@ -101,7 +101,7 @@ for ns in "$UP" "$O1"; do
 	setup in_ns "$ns" sysctl -qw net.ipv4.ip_forward=1
 	setup in_ns "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0
 done
-setup in_ns "$T_METAL" ethtool -K uplink tx off
+setup in_ns "$T_METAL" ethtool -K uplink tx off >/dev/null
 origin_tunnel() { # NAME REMOTE INNER [key=K]
 	local name=$1 remote=$2 inner=$3
 	shift 3
@@ -111,7 +111,7 @@ origin_tunnel() { # NAME REMOTE INNER [key=K]
 }
 origin_tunnel racme 192.0.2.1 10.1.1.1/31
 origin_tunnel rglobex 192.0.2.2 10.2.1.1/31 key=7
-setup in_ns "$O1" ethtool -K eth0 tx off
+setup in_ns "$O1" ethtool -K eth0 tx off >/dev/null
 
 mkdir -p "$T_DIR/sink"
 nsenter --net="/run/netns/$S1" "$PY" "$TRAFFIC" serve "$T_DIR/sink" \

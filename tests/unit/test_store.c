@@ -146,6 +146,18 @@ static void test_range(void)
 	CHECK(n == 0 && kvs == NULL && rev == 6);
 	CHECK(mt_store_range(s, "other/x", &kvs, &n, NULL) == 0 && n == 1);
 	mt_store_kvs_free(kvs, n);
+	/* values only of what was written after revision 3 */
+	CHECK(mt_store_range_since(s, "customers/", 3, &kvs, &n, &rev) == 0);
+	CHECK(rev == 6 && n == 3);
+	if (n == 3) {
+		CHECK(kvs[0].val == NULL && kvs[0].len == 2 &&
+		      kvs[0].mod_rev == 3);
+		CHECK(kvs[1].val == NULL && kvs[1].len == 3 &&
+		      kvs[1].mod_rev == 2);
+		CHECK(kvs[2].val && kvs[2].len == 3 &&
+		      !memcmp(kvs[2].val, "c2b", 3));
+	}
+	mt_store_kvs_free(kvs, n);
 	mt_store_close(s);
 }
 
