@@ -34,6 +34,9 @@ struct agent_customer {
 	uint64_t store_rev;         /* mod revision of the newest store value */
 	uint64_t config_rev;        /* mod revision of config */
 	Mt__Config__Customer *config;
+	/* config's firewall compiled (desired.h), built by the first
+	 * reconcile that needs it; freed whenever config is replaced */
+	struct mt_desired_memo *memo;
 	enum agent_customer_state state;
 	char error[512];
 	uint64_t last_reconcile_ms;

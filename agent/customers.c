@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "desired.h"
 #include "mt_log.h"
 #include "mt_validate.h"
 
@@ -109,6 +110,7 @@ static struct agent_customer *append_entry(struct agent *a, uint32_t id)
 
 static void remove_at(struct agent *a, size_t i)
 {
+	mt_desired_memo_free(a->customers[i].memo);
 	if (a->customers[i].config)
 		mt__config__customer__free_unpacked(a->customers[i].config,
 						    NULL);
@@ -297,6 +299,8 @@ static void take_config(struct agent *a, struct agent_customer *e,
 			agent_scope_add(&a->pending, e->config->name);
 		mt__config__customer__free_unpacked(e->config, NULL);
 	}
+	mt_desired_memo_free(e->memo);
+	e->memo = NULL;
 	e->config = c;
 	e->config_rev = e->store_rev;
 	e->state = CUSTOMER_PENDING;

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fw_lists.h"
+#include "mt_cleanup.h"
 #include "mt_fw.h"
 #include "mt_kstate.h"
 #include "mt_prefix.h"
@@ -207,58 +209,87 @@ static bool firewall_wanted(const Mt__Config__Firewall *fw)
 			     "allow") != 0);
 }
 
-/* One list: its compiled content as strings, with digest and count. */
-static int add_fw_list(Mt__Kernel__Firewall *f, const Mt__Config__IpList *l)
+/* One list: name, family, digest and count of content; with strings, its
+ * prefixes too, as mt_prefix_format prints them, in order. */
+static int add_fw_list(Mt__Kernel__Firewall *f,
+		       const struct mt_fw_content *content, bool strings)
 {
+	const struct mt_fw_list *cl = &content->list;
 	Mt__Kernel__FirewallList *o = mt_firewall_add_list(f);
-	struct mt_fw_list cl;
-	char e[256], buf[MT_PREFIX_STRLEN];
-	int r;
+	char buf[MT_PREFIX_STRLEN];
 
 	if (!o)
 		return -ENOMEM;
-	r = mt_fw_list_compile(l->name, l->prefixes, l->n_prefixes, &cl, e,
-			       sizeof(e));
-	if (r < 0)
-		return r;
-	if (mt_kstate_set_str(&o->name, cl.name) < 0 ||
-	    mt_kstate_set_str(&o->family, mt_fw_family_name(cl.family)) < 0 ||
-	    mt_kstate_set_str(&o->digest, cl.digest) < 0)
-		r = -ENOMEM;
-	o->count = (uint32_t)cl.n;
-	if (r == 0 && cl.n) {
-		o->prefixes = malloc(cl.n * sizeof(*o->prefixes));
-		if (!o->prefixes)
-			r = -ENOMEM;
-	}
-	for (size_t i = 0; r == 0 && i < cl.n; i++) {
-		o->prefixes[i] = strdup(mt_prefix_format(&cl.prefixes[i], buf,
+	if (mt_kstate_set_str(&o->name, cl->name) < 0 ||
+	    mt_kstate_set_str(&o->family, mt_fw_family_name(cl->family)) < 0 ||
+	    mt_kstate_set_str(&o->digest, cl->digest) < 0)
+		return -ENOMEM;
+	o->count = (uint32_t)cl->n;
+	if (!strings || !cl->n)
+		return 0;
+	o->prefixes = malloc(cl->n * sizeof(*o->prefixes));
+	if (!o->prefixes)
+		return -ENOMEM;
+	for (size_t i = 0; i < cl->n; i++) {
+		o->prefixes[i] = strdup(mt_prefix_format(&cl->prefixes[i], buf,
 							 sizeof(buf)));
 		if (!o->prefixes[i])
-			r = -ENOMEM;
-		else
-			o->n_prefixes++;
+			return -ENOMEM;
+		o->n_prefixes++;
 	}
-	mt_fw_list_fini(&cl);
-	return r;
+	return 0;
+}
+
+/* A customer's firewall compiled: the kernel object (rules canonical, lists
+ * with or without strings) and the content of each list in config order.
+ * The costly part of a customer's desired state, memoised per config. */
+struct mt_desired_memo {
+	const Mt__Config__Customer *config; /* identity, never dereferenced */
+	Mt__Kernel__Firewall *fw;           /* NULL: no firewall wanted */
+	struct mt_fw_content **lists;       /* n_lists, config order */
+	size_t n_lists;
+};
+
+void mt_desired_memo_free(struct mt_desired_memo *memo)
+{
+	if (!memo)
+		return;
+	for (size_t i = 0; i < memo->n_lists; i++)
+		mt_fw_content_unref(memo->lists[i]);
+	free(memo->lists);
+	if (memo->fw)
+		protobuf_c_message_free_unpacked(&memo->fw->base, NULL);
+	free(memo);
 }
 
 /* Firewall {netns, owner, default_action, rules canonical in order, lists
- * with their full canonical content}. */
-static int add_firewall(Mt__Kernel__KernelState *st, const char *netns,
-			const Mt__Config__Customer *c)
+ * (with strings or not) in config order} of customer c, in memo (fw NULL
+ * when c wants none). */
+static int firewall_compile(const char *netns, const Mt__Config__Customer *c,
+			    bool strings, struct mt_desired_memo *memo)
 {
 	const Mt__Config__Firewall *fw = c->firewall;
-	const char *def = mt_fw_default_action(fw->default_action);
+	const char *def;
 	Mt__Kernel__Firewall *f;
 	char e[256];
 	int r;
 
+	memo->config = c;
+	if (!firewall_wanted(fw))
+		return 0;
+	def = mt_fw_default_action(fw->default_action);
 	if (!def)
 		return -EINVAL;
-	f = mt_kstate_add_firewall(st);
+	f = malloc(sizeof(*f));
 	if (!f)
 		return -ENOMEM;
+	mt__kernel__firewall__init(f);
+	memo->fw = f;
+	if (fw->n_lists) {
+		memo->lists = calloc(fw->n_lists, sizeof(*memo->lists));
+		if (!memo->lists)
+			return -ENOMEM;
+	}
 	SET(f->netns, netns);
 	SET(f->owner, c->name);
 	SET(f->default_action, def);
@@ -271,10 +302,94 @@ static int add_firewall(Mt__Kernel__KernelState *st, const char *netns,
 		if ((r = mt_firewall_add_rule(f, k)) < 0)
 			return r;
 	}
-	for (size_t i = 0; i < fw->n_lists; i++)
-		if ((r = add_fw_list(f, fw->lists[i])) < 0)
+	for (size_t i = 0; i < fw->n_lists; i++) {
+		const Mt__Config__IpList *l = fw->lists[i];
+		struct mt_fw_content *cl;
+
+		r = mt_fw_content_compile(l->name, l->prefixes, l->n_prefixes,
+					  &cl, e, sizeof(e));
+		if (r < 0)
 			return r;
+		r = add_fw_list(f, cl, strings);
+		if (r < 0) {
+			mt_fw_content_unref(cl);
+			return r;
+		}
+		memo->lists[memo->n_lists++] = cl;
+	}
 	return 0;
+}
+
+/* Appends f to st->firewalls (st then owns it, unless the state is
+ * released with mt_desired_release first). */
+static int push_firewall(Mt__Kernel__KernelState *st, Mt__Kernel__Firewall *f)
+{
+	size_t n = st->n_firewalls;
+
+	/* power-of-two capacity, as mt_kstate's appenders keep it */
+	if (n == 0 || (n & (n - 1)) == 0) {
+		Mt__Kernel__Firewall **g =
+			realloc(st->firewalls, (n ? 2 * n : 1) * sizeof(*g));
+
+		if (!g)
+			return -ENOMEM;
+		st->firewalls = g;
+	}
+	st->firewalls[st->n_firewalls++] = f;
+	return 0;
+}
+
+/* What the build does with a customer's firewall: memoise (slot != NULL,
+ * borrowed objects, lists without strings, contents into want) or build
+ * it into st with strings (slot NULL). */
+struct fw_out {
+	struct mt_desired_memo **slot;
+	struct mt_fw_desired *want;
+};
+
+static int add_firewall(Mt__Kernel__KernelState *st, const char *netns,
+			const Mt__Config__Customer *c, const struct fw_out *out)
+{
+	struct mt_desired_memo *memo = out->slot ? *out->slot : NULL;
+	int r;
+
+	if (memo && memo->config != c) {
+		mt_desired_memo_free(memo);
+		*out->slot = memo = NULL;
+	}
+	if (!memo) {
+		memo = calloc(1, sizeof(*memo));
+		if (!memo)
+			return -ENOMEM;
+		r = firewall_compile(netns, c, !out->slot, memo);
+		if (r == 0 && memo->fw && strcmp(memo->fw->netns, netns))
+			r = -EINVAL;
+		if (r < 0 || !out->slot) {
+			Mt__Kernel__Firewall *f = MT_TAKE_PTR(memo->fw);
+
+			mt_desired_memo_free(memo);
+			if (r < 0 || !f) {
+				if (f)
+					protobuf_c_message_free_unpacked(
+						&f->base, NULL);
+				return r;
+			}
+			if ((r = push_firewall(st, f)) < 0)
+				protobuf_c_message_free_unpacked(&f->base,
+								 NULL);
+			return r;
+		}
+		*out->slot = memo;
+	}
+	if (!memo->fw)
+		return 0;
+	/* a memo is of one config, and the netns follows from its name and
+	 * the metal: the same for as long as the memo lives */
+	for (size_t i = 0; out->want && i < memo->n_lists; i++)
+		if ((r = mt_fw_desired_add(out->want, netns,
+					   memo->lists[i])) < 0)
+			return r;
+	return push_firewall(st, memo->fw);
 }
 
 /* The tunnel routes of one customer: for each (prefix, priority) one
@@ -357,7 +472,7 @@ static const char *icmp_source(const Mt__Config__Customer *c, char *buf,
 }
 
 static int add_customer(const struct mt_metal *m,
-			const Mt__Config__Customer *c,
+			const Mt__Config__Customer *c, const struct fw_out *fo,
 			Mt__Kernel__KernelState *st)
 {
 	const char *n = c->name;
@@ -438,8 +553,7 @@ static int add_customer(const struct mt_metal *m,
 	}
 	if ((r = add_tunnel_routes(m, ifname, c, st)) < 0)
 		return r;
-	if (firewall_wanted(c->firewall) &&
-	    (r = add_firewall(st, ifname, c)) < 0)
+	if ((r = add_firewall(st, ifname, c, fo)) < 0)
 		return r;
 
 	snprintf(key, sizeof(key), "net/ipv4/conf/%s/rp_filter", ifname);
@@ -470,9 +584,35 @@ int mt_desired_build(const struct mt_metal *m,
 		     Mt__Config__Customer *const *cs, size_t n,
 		     Mt__Kernel__KernelState *st)
 {
+	struct fw_out fo = { NULL, NULL };
 	int r = add_shared(m, st);
 
 	for (size_t i = 0; i < n && r == 0; i++)
-		r = add_customer(m, cs[i], st);
+		r = add_customer(m, cs[i], &fo, st);
 	return r;
+}
+
+int mt_desired_build_memo(const struct mt_metal *m,
+			  Mt__Config__Customer *const *cs,
+			  struct mt_desired_memo **const *memos, size_t n,
+			  struct mt_fw_desired *want,
+			  Mt__Kernel__KernelState *st)
+{
+	int r = add_shared(m, st);
+
+	for (size_t i = 0; i < n && r == 0; i++) {
+		struct fw_out fo = { memos[i], want };
+
+		r = add_customer(m, cs[i], &fo, st);
+	}
+	return r;
+}
+
+void mt_desired_release(Mt__Kernel__KernelState *st)
+{
+	if (!st)
+		return;
+	free(st->firewalls);
+	st->firewalls = NULL;
+	st->n_firewalls = 0;
 }

@@ -53,6 +53,8 @@
  *            rules in order, each mt_fw_rule_canonical, lists=[{name,
  *            family, digest, count, prefixes=the compiled content as
  *            mt_prefix_format prints it, in order}] in config order}
+ *              (mt_desired_build_memo: lists without prefixes, the
+ *              content compiled in the desired set instead)
  *              when the customer's firewall section asks for something
  *              (a rule, a list or default "block"); none otherwise, so
  *              removing every rule removes mt's firewall chains
@@ -84,6 +86,8 @@
 #include "kernel.pb-c.h"
 #include "mt_metal.h"
 
+struct mt_fw_desired; /* fw_lists.h */
+
 /* Appends the desired objects of the n customers (already validated, e.g.
  * the accepted ones of mt_validate_customers) and of the metal to st (from
  * mt_kstate_new). Returns 0; -EINVAL when a customer does not fit the metal
@@ -93,5 +97,37 @@
 int mt_desired_build(const struct mt_metal *m,
 		     Mt__Config__Customer *const *cs, size_t n,
 		     Mt__Kernel__KernelState *st);
+
+/* ---- memoised: the agent's path ---- */
+
+/* The costly part of one customer's desired state (its firewall: rules
+ * in canonical form, lists compiled), kept between builds. A memo belongs
+ * to one config object: the caller frees it (mt_desired_memo_free, NULL
+ * accepted) when that config is replaced or released, and keeps it
+ * otherwise (a config in force is immutable). A memo whose config is
+ * not the one built is rebuilt. */
+struct mt_desired_memo;
+void mt_desired_memo_free(struct mt_desired_memo *memo);
+
+/* mt_desired_build, except for the firewalls: memos[i] is the memo slot
+ * of cs[i] (*memos[i] NULL: none yet; the build fills it). The Firewall
+ * objects in st are borrowed from the memos, their lists carry name,
+ * family, digest and count but no prefixes, and each list's compiled
+ * content is added to want (NULL: not recorded), for
+ * mt_fw_lists_prepare. A customer whose config is unchanged since its
+ * memo was built costs no canonicalisation and no compile.
+ *
+ * st must be released (mt_desired_release) before it is freed, also
+ * after an error, and before any memo it borrows from is freed. Returns
+ * as mt_desired_build. */
+int mt_desired_build_memo(const struct mt_metal *m,
+			  Mt__Config__Customer *const *cs,
+			  struct mt_desired_memo **const *memos, size_t n,
+			  struct mt_fw_desired *want,
+			  Mt__Kernel__KernelState *st);
+
+/* Hands st's firewalls back to their memos (st no longer holds any). For
+ * a state built by mt_desired_build_memo only; NULL accepted. */
+void mt_desired_release(Mt__Kernel__KernelState *st);
 
 #endif

@@ -485,6 +485,8 @@ static bool in_scope(const struct diff *d, const char *owner)
 {
 	if (!d->scope || !*owner)
 		return true;
+	if (!d->scope->n_owners)
+		return false; /* (bsearch wants a base even for 0 elements) */
 	return bsearch(&owner, d->owners, d->scope->n_owners,
 		       sizeof(*d->owners), strp_cmp) != NULL;
 }

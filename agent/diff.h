@@ -26,8 +26,10 @@
  *           family and digest are the desired ones goes without prefixes,
  *           as an empty delta from that digest (mt-fastpath leaves it
  *           alone, or says -ESTALE when the kernel's changed meanwhile);
- *           agent/fw_lists.c may then turn
- *           the others into deltas.
+ *           agent/fw_lists.c then turns the others into deltas or
+ *           full reloads (a desired list may come without prefixes, its
+ *           content compiled beside the state: the diff reads only
+ *           name, family and digest).
  * A key only in observed -> DELETE, except sysctls (never deleted), links
  * named "lo" (cannot be deleted) and addresses the kernel makes by itself
  * (IPv6 link-local fe80::/10 on any device, 127.0.0.0/8 and ::1 on lo).

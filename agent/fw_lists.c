@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,12 +12,147 @@
 
 #define S(s) ((s) ? (s) : "")
 
+/* ---- contents ---- */
+
+int mt_fw_content_compile(const char *name, char *const *prefixes, size_t n,
+			  struct mt_fw_content **out, char *err, size_t errlen)
+{
+	struct mt_fw_content *c = calloc(1, sizeof(*c));
+	int r;
+
+	*out = NULL;
+	if (!c)
+		return -ENOMEM;
+	r = mt_fw_list_compile(name, prefixes, n, &c->list, err, errlen);
+	if (r < 0) {
+		free(c);
+		return r;
+	}
+	c->refs = 1;
+	*out = c;
+	return 0;
+}
+
+struct mt_fw_content *mt_fw_content_ref(struct mt_fw_content *c)
+{
+	if (c)
+		c->refs++;
+	return c;
+}
+
+void mt_fw_content_unref(struct mt_fw_content *c)
+{
+	if (!c || --c->refs)
+		return;
+	mt_fw_list_fini(&c->list);
+	free(c);
+}
+
+/* ---- the desired set ---- */
+
+struct want {
+	char *netns;
+	struct mt_fw_content *content;
+};
+
+struct mt_fw_desired {
+	struct want *v;
+	size_t n, cap;
+	bool sorted;
+};
+
+struct mt_fw_desired *mt_fw_desired_new(void)
+{
+	return calloc(1, sizeof(struct mt_fw_desired));
+}
+
+void mt_fw_desired_free(struct mt_fw_desired *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n; i++) {
+		free(d->v[i].netns);
+		mt_fw_content_unref(d->v[i].content);
+	}
+	free(d->v);
+	free(d);
+}
+
+int mt_fw_desired_add(struct mt_fw_desired *d, const char *netns,
+		      struct mt_fw_content *content)
+{
+	char *ns;
+
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+		struct want *g = realloc(d->v, cap * sizeof(*g));
+
+		if (!g)
+			return -ENOMEM;
+		d->v = g;
+		d->cap = cap;
+	}
+	ns = strdup(S(netns));
+	if (!ns)
+		return -ENOMEM;
+	d->v[d->n++] = (struct want){ ns, mt_fw_content_ref(content) };
+	d->sorted = false;
+	return 0;
+}
+
+static int key_cmp(const char *ns_a, const char *name_a, const char *ns_b,
+		   const char *name_b)
+{
+	int r = strcmp(ns_a, ns_b);
+
+	return r ? r : strcmp(name_a, name_b);
+}
+
+static int want_cmp(const void *a, const void *b)
+{
+	const struct want *x = a, *y = b;
+
+	return key_cmp(x->netns, x->content->list.name, y->netns,
+		       y->content->list.name);
+}
+
+const struct mt_fw_content *mt_fw_desired_find(struct mt_fw_desired *d,
+					       const char *netns,
+					       const char *name)
+{
+	size_t lo = 0, hi;
+
+	if (!d)
+		return NULL;
+	if (!d->sorted) {
+		if (d->n > 1)
+			qsort(d->v, d->n, sizeof(*d->v), want_cmp);
+		d->sorted = true;
+	}
+	hi = d->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = key_cmp(d->v[mid].netns, d->v[mid].content->list.name,
+				S(netns), S(name));
+
+		if (c == 0)
+			return d->v[mid].content;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* ---- the applied cache ---- */
+
 struct entry {
 	char *netns;
-	struct mt_fw_list list;
-	/* dropped: content released, the key kept (the array stays sorted)
-	 * until commit compacts it away */
-	bool dead;
+	char name[MT_FW_LIST_NAME_MAX + 1];
+	/* NULL when dropped: the key kept (the array stays sorted) until
+	 * commit compacts it away */
+	struct mt_fw_content *content;
 };
 
 /* A list content a plan op carries, waiting for the op's result. */
@@ -36,13 +172,14 @@ static void entry_fini(struct entry *e)
 {
 	free(e->netns);
 	e->netns = NULL;
-	mt_fw_list_fini(&e->list);
+	mt_fw_content_unref(e->content);
+	e->content = NULL;
 }
 
 static void entry_kill(struct entry *e)
 {
-	mt_fw_list_fini(&e->list);
-	e->dead = true;
+	mt_fw_content_unref(e->content);
+	e->content = NULL;
 }
 
 struct mt_fw_lists *mt_fw_lists_new(void)
@@ -69,19 +206,11 @@ void mt_fw_lists_free(struct mt_fw_lists *c)
 	free(c);
 }
 
-static int key_cmp(const char *ns_a, const char *name_a, const char *ns_b,
-		   const char *name_b)
-{
-	int r = strcmp(ns_a, ns_b);
-
-	return r ? r : strcmp(name_a, name_b);
-}
-
 static int entry_cmp(const void *a, const void *b)
 {
 	const struct entry *x = a, *y = b;
 
-	return key_cmp(x->netns, x->list.name, y->netns, y->list.name);
+	return key_cmp(x->netns, x->name, y->netns, y->name);
 }
 
 /* The index of the first entry >= (netns, name) in v[0..n). */
@@ -93,7 +222,7 @@ static size_t lower_bound(const struct entry *v, size_t n, const char *netns,
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 
-		if (key_cmp(v[mid].netns, v[mid].list.name, netns, name) < 0)
+		if (key_cmp(v[mid].netns, v[mid].name, netns, name) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -106,8 +235,8 @@ static struct entry *find(const struct mt_fw_lists *c, const char *netns,
 {
 	size_t i = lower_bound(c->v, c->n, netns, name);
 
-	if (i < c->n && !c->v[i].dead &&
-	    !key_cmp(c->v[i].netns, c->v[i].list.name, netns, name))
+	if (i < c->n && c->v[i].content &&
+	    !key_cmp(c->v[i].netns, c->v[i].name, netns, name))
 		return &c->v[i];
 	return NULL;
 }
@@ -117,7 +246,7 @@ const struct mt_fw_list *mt_fw_lists_get(const struct mt_fw_lists *c,
 {
 	const struct entry *e = find(c, S(netns), S(name));
 
-	return e ? &e->list : NULL;
+	return e ? &e->content->list : NULL;
 }
 
 void mt_fw_lists_stats(const struct mt_fw_lists *c, size_t *n_lists,
@@ -126,7 +255,7 @@ void mt_fw_lists_stats(const struct mt_fw_lists *c, size_t *n_lists,
 	size_t np = 0;
 
 	for (size_t i = 0; i < c->n; i++)
-		np += c->v[i].list.n; /* no dead entries outside commit */
+		np += c->v[i].content->list.n; /* none dropped outside commit */
 	if (n_lists)
 		*n_lists = c->n;
 	if (n_prefixes)
@@ -230,9 +359,10 @@ static int make_delta(Mt__Kernel__FirewallList *l,
 }
 
 static int pending_push(struct mt_fw_lists *c, size_t op, const char *netns,
-			struct mt_fw_list *content)
+			struct mt_fw_content *content)
 {
 	struct pending *p;
+	char *ns;
 
 	if (c->np == c->capp) {
 		size_t cap = c->capp ? c->capp * 2 : 16;
@@ -243,21 +373,63 @@ static int pending_push(struct mt_fw_lists *c, size_t op, const char *netns,
 		c->p = g;
 		c->capp = cap;
 	}
-	p = &c->p[c->np];
-	p->op = op;
-	p->e.netns = strdup(netns);
-	if (!p->e.netns)
+	ns = strdup(netns);
+	if (!ns)
 		return -ENOMEM;
-	p->e.list = *content; /* taken */
-	p->e.dead = false;
-	memset(content, 0, sizeof(*content));
-	c->np++;
+	p = &c->p[c->np++];
+	p->op = op;
+	p->e.netns = ns;
+	snprintf(p->e.name, sizeof(p->e.name), "%s", content->list.name);
+	p->e.content = mt_fw_content_ref(content);
+	return 0;
+}
+
+/* The desired content of list l (in netns): from want, or compiled from
+ * the prefixes l carries. *out holds a reference (or NULL when l carries
+ * prefixes that do not compile: not ours to judge, it stays a full
+ * reload). 0, -ENOENT (no content anywhere) or -ENOMEM. */
+static int desired_content(struct mt_fw_desired *want, const char *netns,
+			   const Mt__Kernel__FirewallList *l,
+			   struct mt_fw_content **out)
+{
+	const struct mt_fw_content *w;
+	char e[256];
+	int r;
+
+	*out = NULL;
+	w = l->n_prefixes ? NULL : mt_fw_desired_find(want, netns, S(l->name));
+	if (!w && (l->n_prefixes || l->count == 0)) {
+		r = mt_fw_content_compile(S(l->name), l->prefixes,
+					  l->n_prefixes, out, e, sizeof(e));
+		return r == -ENOMEM ? r : 0;
+	}
+	/* no strings and no content: never send it as empty */
+	if (!w || strcmp(w->list.digest, S(l->digest)))
+		return -ENOENT;
+	*out = mt_fw_content_ref((struct mt_fw_content *)w);
+	return 0;
+}
+
+/* l becomes the full content of to, as strings (unless it has them). */
+static int make_full(Mt__Kernel__FirewallList *l,
+		     const struct mt_fw_content *to)
+{
+	char **v;
+	int r;
+
+	if (l->n_prefixes || !to->list.n)
+		return 0;
+	r = strv_from(to->list.prefixes, to->list.n, &v);
+	if (r < 0)
+		return r;
+	l->prefixes = v;
+	l->n_prefixes = to->list.n;
 	return 0;
 }
 
 int mt_fw_lists_prepare(struct mt_fw_lists *c,
 			const Mt__Kernel__KernelState *observed,
-			Mt__Kernel__Plan *plan)
+			struct mt_fw_desired *want, Mt__Kernel__Plan *plan)
 {
 	_cleanup_free_ Mt__Kernel__Firewall **obs = NULL;
 	size_t n_obs = observed ? observed->n_firewalls : 0;
@@ -286,36 +458,39 @@ int mt_fw_lists_prepare(struct mt_fw_lists *c,
 			const Mt__Kernel__FirewallList *ol =
 				list_find(of, S(l->name));
 			const struct entry *cached;
-			struct mt_fw_list to;
-			char e[256];
+			struct mt_fw_content *to;
 
 			if (l->delta)
 				continue; /* prepared already */
 			if (ol && !strcmp(S(ol->digest), S(l->digest)) &&
 			    !strcmp(S(ol->family), S(l->family)))
 				continue; /* the kernel holds it: no content */
-			if (mt_fw_list_compile(l->name, l->prefixes,
-					       l->n_prefixes, &to, e,
-					       sizeof(e)) < 0)
-				continue; /* not ours to judge: full reload */
-			cached = find(c, S(f->netns), S(l->name));
-			if (strcmp(to.digest, S(l->digest)) == 0 && ol &&
-			    cached && !strcmp(cached->list.digest, S(ol->digest)) &&
-			    !strcmp(mt_fw_family_name(cached->list.family),
-				    S(ol->family)) &&
-			    cached->list.family == to.family) {
-				r = make_delta(l, &cached->list, &to);
-				if (r < 0) {
-					mt_fw_list_fini(&to);
-					return r;
-				}
-				n_delta++;
-			}
-			r = pending_push(c, i, S(f->netns), &to);
-			if (r < 0) {
-				mt_fw_list_fini(&to);
+			r = desired_content(want, S(f->netns), l, &to);
+			if (r < 0)
 				return r;
+			if (!to)
+				continue;
+			cached = find(c, S(f->netns), S(l->name));
+			if (strcmp(to->list.digest, S(l->digest)) == 0 && ol &&
+			    cached &&
+			    !strcmp(cached->content->list.digest,
+				    S(ol->digest)) &&
+			    !strcmp(mt_fw_family_name(
+					    cached->content->list.family),
+				    S(ol->family)) &&
+			    cached->content->list.family == to->list.family) {
+				r = make_delta(l, &cached->content->list,
+					       &to->list);
+				if (r == 0)
+					n_delta++;
+			} else {
+				r = make_full(l, to);
 			}
+			if (r == 0)
+				r = pending_push(c, i, S(f->netns), to);
+			mt_fw_content_unref(to);
+			if (r < 0)
+				return r;
 		}
 	}
 	return n_delta;
@@ -337,7 +512,7 @@ static void drop_netns(struct mt_fw_lists *c, const char *netns,
 {
 	for (size_t i = lower_bound(c->v, c->n, netns, "");
 	     i < c->n && !strcmp(c->v[i].netns, netns); i++)
-		if (!c->v[i].dead && !list_find(keep, c->v[i].list.name))
+		if (c->v[i].content && !list_find(keep, c->v[i].name))
 			entry_kill(&c->v[i]);
 }
 
@@ -346,7 +521,7 @@ static void drop_netns(struct mt_fw_lists *c, const char *netns,
  * (the array stays sorted); a new one is appended (sorted at the end). */
 static bool store(struct mt_fw_lists *c, size_t n_sorted, struct pending *p)
 {
-	size_t i = lower_bound(c->v, n_sorted, p->e.netns, p->e.list.name);
+	size_t i = lower_bound(c->v, n_sorted, p->e.netns, p->e.name);
 
 	if (i < n_sorted && !entry_cmp(&c->v[i], &p->e)) {
 		entry_fini(&c->v[i]);
@@ -404,14 +579,14 @@ void mt_fw_lists_commit(struct mt_fw_lists *c, const Mt__Kernel__Plan *plan,
 		if (op_ok(p->op, results, n_results) && store(c, n_sorted, p))
 			continue;
 		/* failed (or ENOMEM): forget what the kernel may hold */
-		drop(c, p->e.netns, p->e.list.name);
+		drop(c, p->e.netns, p->e.name);
 		for (size_t i = n_sorted; i < c->n; i++)
-			if (!c->v[i].dead && !entry_cmp(&c->v[i], &p->e))
+			if (c->v[i].content && !entry_cmp(&c->v[i], &p->e))
 				entry_kill(&c->v[i]);
 	}
 	mt_fw_lists_abort(c);
 	for (k = 0; k < c->n; k++) {
-		if (c->v[k].dead)
+		if (!c->v[k].content)
 			entry_fini(&c->v[k]);
 		else
 			c->v[w++] = c->v[k];

@@ -155,6 +155,8 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 	Mt__Kernel__KernelState *observed = NULL, *desired = NULL;
 	Mt__Kernel__Plan *plan = NULL;
 	Mt__Config__Customer **configs = NULL;
+	struct mt_desired_memo ***memos = NULL;
+	struct mt_fw_desired *want = NULL;
 	Mt__Rpc__ApplyReply *ar = NULL;
 	struct mt_diff_scope dscope = { 0 };
 	struct mt_rpc_status st;
@@ -167,23 +169,29 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 		return r;
 	desired = mt_kstate_new();
 	plan = mt_plan_new();
-	configs = agent_configs(a, &n_configs);
-	if (!desired || !plan || !configs) {
+	want = mt_fw_desired_new();
+	configs = calloc(a->n_customers + 1, sizeof(*configs));
+	memos = calloc(a->n_customers + 1, sizeof(*memos));
+	if (!desired || !plan || !want || !configs || !memos) {
 		r = -ENOMEM;
 		goto out;
 	}
 	/* A scoped reconcile plans only the scoped customers (the shared
 	 * objects come with any desired state): the cost of one customer's
-	 * change does not grow with the number of customers. */
-	if (!scope->full) {
-		size_t k = 0;
+	 * change does not grow with the number of customers. Each customer's
+	 * firewall is memoised with its config (agent_customer.memo): only
+	 * a changed config is canonicalised and compiled again. */
+	n_configs = 0;
+	for (size_t i = 0; i < a->n_customers; i++) {
+		struct agent_customer *e = &a->customers[i];
 
-		for (size_t i = 0; i < n_configs; i++)
-			if (in_scope(scope, configs[i]->name))
-				configs[k++] = configs[i];
-		n_configs = k;
+		if (!e->config || !in_scope(scope, e->config->name))
+			continue;
+		configs[n_configs] = e->config;
+		memos[n_configs++] = &e->memo;
 	}
-	r = mt_desired_build(&a->metal, configs, n_configs, desired);
+	r = mt_desired_build_memo(&a->metal, configs, memos, n_configs, want,
+				  desired);
 	t_built = mt_monotonic_us();
 	{
 		/* the answer is collected even when the build failed: the
@@ -201,13 +209,15 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 	r = mt_diff(desired, observed, scope->full ? NULL : &dscope, plan);
 	if (r < 0)
 		goto out;
-	/* the desired state (the full list contents) is not needed any more */
+	/* the desired state is not needed any more (the plan holds copies;
+	 * the firewalls go back to the memos) */
+	mt_desired_release(desired);
 	mt_kstate_free(desired);
 	desired = NULL;
 	if (!a->fw_lists)
 		a->fw_lists = mt_fw_lists_new();
 	if (a->fw_lists) {
-		r = mt_fw_lists_prepare(a->fw_lists, observed, plan);
+		r = mt_fw_lists_prepare(a->fw_lists, observed, want, plan);
 		if (r < 0)
 			goto out;
 	}
@@ -293,8 +303,11 @@ out:
 	if (ar)
 		protobuf_c_message_free_unpacked(&ar->base, NULL);
 	mt_plan_free(plan);
+	mt_desired_release(desired);
 	mt_kstate_free(desired);
 	mt_kstate_free(observed);
+	mt_fw_desired_free(want);
 	free(configs);
+	free(memos);
 	return r;
 }
