@@ -309,6 +309,30 @@ static void take_config(struct agent *a, struct agent_customer *e,
 	lkg_queue(a, e->id, c);
 }
 
+static bool same_strings(char *const *a, size_t na, char *const *b,
+			 size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i] ? a[i] : "", b[i] ? b[i] : ""))
+			return false;
+	return true;
+}
+
+/* Same name, prefixes and tunnel endpoints (what the checks between
+ * customers compare), in the same order. */
+static bool same_identity(const Mt__Config__Customer *x,
+			  const Mt__Config__Customer *y)
+{
+	return x->id == y->id && strcmp(x->name ? x->name : "",
+					 y->name ? y->name : "") == 0 &&
+	       same_strings(x->prefixes, x->n_prefixes, y->prefixes,
+			    y->n_prefixes) &&
+	       same_strings(x->tunnel_endpoints, x->n_tunnel_endpoints,
+			    y->tunnel_endpoints, y->n_tunnel_endpoints);
+}
+
 /* A new or changed value: validated against the configs in force (the
  * incumbents win conflicts), then taken or rejected. Returns 1 when the
  * config in force changed. */
@@ -337,14 +361,22 @@ static int consider(struct agent *a, struct agent_customer *e,
 	c = decode(e, kv);
 	if (!c)
 		return 0;
-	others = agent_configs(a, &n_others);
-	if (!others) {
-		mt__config__customer__free_unpacked(c, NULL);
-		return -ENOMEM;
+	if (e->config && same_identity(e->config, c)) {
+		/* Only the checks between customers look at other customers,
+		 * and they look only at names, prefixes and endpoints: with
+		 * those unchanged the others, each validated against this
+		 * customer's config in force, cannot conflict with it. */
+		r = mt_validate_customer(&a->metal, c, err, sizeof(err));
+	} else {
+		others = agent_configs(a, &n_others);
+		if (!others) {
+			mt__config__customer__free_unpacked(c, NULL);
+			return -ENOMEM;
+		}
+		r = mt_validate_customer_set(&a->metal, c, others, n_others,
+					     err, sizeof(err));
+		free(others);
 	}
-	r = mt_validate_customer_set(&a->metal, c, others, n_others, err,
-				     sizeof(err));
-	free(others);
 	if (r < 0) {
 		mt__config__customer__free_unpacked(c, NULL);
 		if (r == -ENOMEM)
