@@ -445,7 +445,7 @@ static int parse_rule(struct read_ctx *rc, const struct nlmsghdr *nlh)
 		nftnl_rule_free(rule);
 		return r;
 	}
-	return mt_nft_fw_state_rule(rc->fw, rule); /* takes it */
+	return mt_nft_fw_state_rule_msg(rc->fw, rule, nlh); /* takes it */
 }
 
 static int parse_set(struct read_ctx *rc, const struct nlmsghdr *nlh)
@@ -462,7 +462,7 @@ static int parse_set(struct read_ctx *rc, const struct nlmsghdr *nlh)
 		nftnl_set_free(s);
 		return 0;
 	}
-	return mt_nft_fw_state_set(rc->fw, s); /* takes it */
+	return mt_nft_fw_state_set_msg(rc->fw, s, nlh); /* takes it */
 }
 
 static int parse_elems(struct read_ctx *rc, const struct query *q,
@@ -471,12 +471,8 @@ static int parse_elems(struct read_ctx *rc, const struct query *q,
 	struct nftnl_set *s;
 	int r;
 
-	if (strcmp(q->name, MT_NFT_FW_LISTS_SET) != 0) {
-		s = mt_nft_fw_state_set_find(rc->fw, q->name);
-		if (s && nftnl_set_elems_nlmsg_parse(nlh, s) < 0)
-			return -EBADMSG;
-		return 0;
-	}
+	if (strcmp(q->name, MT_NFT_FW_LISTS_SET) != 0)
+		return mt_nft_fw_state_set_elems_msg(rc->fw, q->name, nlh);
 	if (!(s = nftnl_set_alloc()))
 		return -ENOMEM;
 	r = nftnl_set_elems_nlmsg_parse(nlh, s) < 0
@@ -621,18 +617,30 @@ static int read_fw(struct mt_nft_cust *c, struct cust_ns *ns,
 	if (fw->lset &&
 	    (r = read_more(c, ns, rc, Q_ELEMS, MT_NFT_FW_LISTS_SET)) < 0)
 		return r;
-	for (size_t i = 0; (name = mt_nft_fw_state_anon(fw, i)); i++)
-		if ((r = read_more(c, ns, rc, Q_ELEMS, name)) < 0)
+	for (size_t i = 0; (name = mt_nft_fw_state_anon(fw, i)); i++) {
+		/* a copy: parsing the elements into the set replaces the
+		 * set's name string */
+		char set[NFT_SET_MAXNAMELEN];
+
+		snprintf(set, sizeof(set), "%s", name);
+		if ((r = read_more(c, ns, rc, Q_ELEMS, set)) < 0)
 			return r;
+	}
 	return mt_nft_fw_state_finish(fw);
 }
 
-/* A consistent read of mt's table in ns into st and fw: the first and
- * last generation ids agree and no dump part was interrupted, else read
- * again. */
-static int read_full(struct mt_nft_cust *c, struct cust_ns *ns,
-		     struct mt_nft_cust_state *st, struct mt_nft_fw_state *fw)
+/* A consistent read of mt's table in ns into ns->st and ns->fw: the
+ * first and last generation ids agree and no dump part was interrupted,
+ * else read again. The firewall is read into a new state that may take
+ * over the parsed rules of the previous read (ns->fw, however old: its
+ * rules are keyed by what the kernel returned for them, see
+ * mt_nft_fw_state_rule_msg), so that a read after a small change parses
+ * only the rules that changed; it then replaces ns->fw. */
+static int read_full(struct mt_nft_cust *c, struct cust_ns *ns)
 {
+	struct mt_nft_cust_state *st = &ns->st;
+	struct mt_nft_fw_state fresh = {0}, *fw = &fresh;
+
 	for (int attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
 		struct read_ctx rc = {
 		    .st = st, .fw = fw, .table = c->m->cust_nft_table};
@@ -640,6 +648,7 @@ static int read_full(struct mt_nft_cust *c, struct cust_ns *ns,
 
 		mt_nft_cust_state_fini(st);
 		mt_nft_fw_state_fini(fw);
+		fw->prev = &ns->fw;
 		q_add(&rc, Q_GEN, NULL, 0);
 		q_add(&rc, Q_TABLE, NULL, 0);
 		q_add(&rc, Q_CHAIN, MT_NFT_CUST_MSS_CHAIN, 0);
@@ -658,9 +667,13 @@ static int read_full(struct mt_nft_cust *c, struct cust_ns *ns,
 		}
 		if (!rc.intr && rc.gen[0] == rc.gen[1]) {
 			st->genid = rc.gen[0];
+			mt_nft_fw_state_fini(&ns->fw);
+			ns->fw = fresh;
+			ns->fw.prev = NULL;
 			return 0;
 		}
 	}
+	mt_nft_fw_state_fini(fw);
 	return -EAGAIN;
 }
 
@@ -694,7 +707,7 @@ static int ns_state(struct mt_nft_cust *c, struct cust_ns *ns, bool fresh,
 			goto fail;
 	}
 	ns->cached = false;
-	r = read_full(c, ns, &ns->st, &ns->fw);
+	r = read_full(c, ns);
 	if (r < 0)
 		goto fail;
 	/* A table owned by another socket disappears with it without a

@@ -141,7 +141,13 @@ int mt_nft_cust_apply(struct mt_nft_cust *c, Mt__Kernel__Op *const *ops,
  * something is missing (see mt_nft_fw_state_dirty). Reading a firewall
  * costs a few more requests than the clamps (the set list, the fw_lists
  * elements, the elements of the rules' anonymous sets), only when the
- * namespace's generation id moved. */
+ * namespace's generation id moved. Parsing a rule back is the costly part
+ * of that read, so a rule whose parts and anonymous sets the kernel
+ * returns byte for byte as in the previous read (counter values aside)
+ * is not parsed again: its canonical form is kept from that read and its
+ * counters are read fresh (see mt_nft_fw_state_rule_msg). A rule edited
+ * by hand differs in its bytes and is parsed, as is every rule the first
+ * time. */
 int mt_nft_cust_observe(struct mt_nft_cust *c, const char *const *owners,
 			size_t n_owners, Mt__Kernel__KernelState *st);
 /* The same; with counters, each namespace is read again whatever its

@@ -8,8 +8,10 @@
 #include <sys/socket.h>
 
 #include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nf_tables.h>
 
+#include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
 #include <libnftnl/expr.h>
 #include <libnftnl/rule.h>
@@ -72,18 +74,31 @@ static void key_of(const char *name, uint8_t key[MT_NFT_FW_KEY_LEN])
 
 /* ---- the state ---- */
 
+/* Releases what was kept while reading (raw rules, sets, set names). */
+static void state_release_raw(struct mt_nft_fw_state *st)
+{
+	for (size_t i = 0; i < st->n_raw; i++) {
+		nftnl_rule_free(st->raw[i]);
+		free(st->raw_msg[i].p);
+	}
+	for (size_t i = 0; i < st->n_rsets; i++) {
+		nftnl_set_free(st->rsets[i]);
+		free(st->rset_msg[i].p);
+	}
+	for (size_t i = 0; i < st->n_used; i++)
+		free(st->used[i]);
+	st->n_raw = st->n_rsets = st->n_used = 0;
+}
+
 void mt_nft_fw_state_fini(struct mt_nft_fw_state *st)
 {
-	for (size_t i = 0; i < st->n_groups; i++)
+	for (size_t i = 0; i < st->n_groups; i++) {
 		if (st->groups[i].rule)
 			protobuf_c_message_free_unpacked(
 			    &st->groups[i].rule->base, NULL);
-	for (size_t i = 0; i < st->n_raw; i++)
-		nftnl_rule_free(st->raw[i]);
-	for (size_t i = 0; i < st->n_rsets; i++)
-		nftnl_set_free(st->rsets[i]);
-	for (size_t i = 0; i < st->n_used; i++)
-		free(st->used[i]);
+		free(st->groups[i].key);
+	}
+	state_release_raw(st);
 	free(st->base);
 	free(st->groups);
 	free(st->sets);
@@ -91,6 +106,8 @@ void mt_nft_fw_state_fini(struct mt_nft_fw_state *st)
 	free(st->raw);
 	free(st->rsets);
 	free(st->used);
+	free(st->raw_msg);
+	free(st->rset_msg);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -145,7 +162,73 @@ static int note_lookups(struct mt_nft_fw_state *st, struct nftnl_rule *r)
 	return ret;
 }
 
-int mt_nft_fw_state_rule(struct mt_nft_fw_state *st, struct nftnl_rule *r)
+/* Appends len bytes at d to b. 0 or -ENOMEM. */
+static int raw_put(struct mt_nft_fw_raw *b, const void *d, size_t len)
+{
+	uint8_t *g = realloc(b->p, b->len + len + 1);
+
+	if (!g)
+		return -ENOMEM;
+	memcpy(g + b->len, d, len);
+	b->p = g;
+	b->len += len;
+	return 0;
+}
+
+/* The attributes of a rule message, as the key of the rule (see
+ * mt_nft_fw_state_rule_msg): copied as they are, except
+ * NFTA_RULE_POSITION (left out) and, in NFTA_RULE_EXPRESSIONS, each
+ * counter, reduced to its name (the nests' lengths adjusted). Never
+ * longer than the message. 0 or -ENOMEM. */
+static int rule_msg_key(const struct nlmsghdr *nlh, struct mt_nft_fw_raw *out)
+{
+	uint8_t *k = malloc(nlh->nlmsg_len);
+	const struct nlattr *a, *e, *x;
+	size_t len = 0;
+
+	if (!k)
+		return -ENOMEM;
+	mnl_attr_for_each (a, nlh, sizeof(struct nfgenmsg)) {
+		size_t nest = len;
+
+		if (mnl_attr_get_type(a) == NFTA_RULE_POSITION)
+			continue;
+		if (mnl_attr_get_type(a) != NFTA_RULE_EXPRESSIONS) {
+			memcpy(k + len, a, a->nla_len);
+			len += a->nla_len;
+			continue;
+		}
+		memcpy(k + len, a, sizeof(*a));
+		len += sizeof(*a);
+		mnl_attr_for_each_nested (e, a) {
+			const struct nlattr *name = NULL;
+			struct nlattr h = *e;
+
+			mnl_attr_for_each_nested (x, e) {
+				if (mnl_attr_get_type(x) == NFTA_EXPR_NAME)
+					name = x;
+			}
+			if (!name ||
+			    strncmp(mnl_attr_get_payload(name), "counter",
+				    mnl_attr_get_payload_len(name)) != 0) {
+				memcpy(k + len, e, e->nla_len);
+				len += e->nla_len;
+				continue;
+			}
+			h.nla_len = (uint16_t)(sizeof(h) + name->nla_len);
+			memcpy(k + len, &h, sizeof(h));
+			memcpy(k + len + sizeof(h), name, name->nla_len);
+			len += h.nla_len;
+		}
+		((struct nlattr *)(k + nest))->nla_len = (uint16_t)(len - nest);
+	}
+	out->p = k;
+	out->len = len;
+	return 0;
+}
+
+static int rule_add(struct mt_nft_fw_state *st, struct nftnl_rule *r,
+		    const struct nlmsghdr *nlh)
 {
 	const char *chain = nftnl_rule_get_str(r, NFTNL_RULE_CHAIN);
 	uint64_t handle = nftnl_rule_get_u64(r, NFTNL_RULE_HANDLE);
@@ -181,8 +264,16 @@ int mt_nft_fw_state_rule(struct mt_nft_fw_state *st, struct nftnl_rule *r)
 	}
 	ret = grow(&st->raw, &st->cap_raw, st->n_raw, sizeof(*st->raw));
 	if (ret == 0)
+		ret = grow(&st->raw_msg, &st->cap_raw_msg, st->n_raw,
+			   sizeof(*st->raw_msg));
+	if (ret == 0)
 		ret = note_lookups(st, r);
 	if (ret < 0) {
+		nftnl_rule_free(r);
+		return ret;
+	}
+	st->raw_msg[st->n_raw] = (struct mt_nft_fw_raw){0};
+	if (nlh && (ret = rule_msg_key(nlh, &st->raw_msg[st->n_raw])) < 0) {
 		nftnl_rule_free(r);
 		return ret;
 	}
@@ -190,11 +281,46 @@ int mt_nft_fw_state_rule(struct mt_nft_fw_state *st, struct nftnl_rule *r)
 	return 0;
 }
 
-static int keep_set(struct mt_nft_fw_state *st, struct nftnl_set *s)
+int mt_nft_fw_state_rule(struct mt_nft_fw_state *st, struct nftnl_rule *r)
 {
+	return rule_add(st, r, NULL);
+}
+
+int mt_nft_fw_state_rule_msg(struct mt_nft_fw_state *st, struct nftnl_rule *r,
+			     const struct nlmsghdr *nlh)
+{
+	return rule_add(st, r, nlh);
+}
+
+/* The attributes of a set or set element message. */
+static const void *msg_attrs(const struct nlmsghdr *nlh, size_t *len)
+{
+	size_t hdr = mnl_nlmsg_size(sizeof(struct nfgenmsg));
+
+	*len = nlh->nlmsg_len > hdr ? nlh->nlmsg_len - hdr : 0;
+	return (const uint8_t *)nlh + hdr;
+}
+
+static int keep_set(struct mt_nft_fw_state *st, struct nftnl_set *s,
+		    const struct nlmsghdr *nlh)
+{
+	struct mt_nft_fw_raw *m;
+	size_t len;
 	int r =
 	    grow(&st->rsets, &st->cap_rsets, st->n_rsets, sizeof(*st->rsets));
 
+	if (r == 0)
+		r = grow(&st->rset_msg, &st->cap_rset_msg, st->n_rsets,
+			 sizeof(*st->rset_msg));
+	m = r == 0 ? &st->rset_msg[st->n_rsets] : NULL;
+	if (m) {
+		*m = (struct mt_nft_fw_raw){0};
+		if (nlh) {
+			const void *d = msg_attrs(nlh, &len);
+
+			r = raw_put(m, d, len);
+		}
+	}
 	if (r < 0) {
 		nftnl_set_free(s);
 		return r;
@@ -203,7 +329,8 @@ static int keep_set(struct mt_nft_fw_state *st, struct nftnl_set *s)
 	return 0;
 }
 
-int mt_nft_fw_state_set(struct mt_nft_fw_state *st, struct nftnl_set *s)
+static int set_add(struct mt_nft_fw_state *st, struct nftnl_set *s,
+		   const struct nlmsghdr *nlh)
 {
 	const char *name = nftnl_set_get_str(s, NFTNL_SET_NAME);
 	uint32_t flags = nftnl_set_is_set(s, NFTNL_SET_FLAGS)
@@ -226,7 +353,7 @@ int mt_nft_fw_state_set(struct mt_nft_fw_state *st, struct nftnl_set *s)
 			nftnl_set_free(s);
 			return 0;
 		}
-		return keep_set(st, s);
+		return keep_set(st, s, nlh);
 	}
 	if ((strncmp(name, "l4_", 3) == 0 || strncmp(name, "l6_", 3) == 0) &&
 	    list_name_valid(name + 3)) {
@@ -244,20 +371,56 @@ int mt_nft_fw_state_set(struct mt_nft_fw_state *st, struct nftnl_set *s)
 		k->family = want;
 		k->ok = mt_nft_fw_list_set_ok(s, &fam) && fam == want;
 		/* the parser may look the list's set up by name */
-		return keep_set(st, s);
+		return keep_set(st, s, nlh);
 	}
 	nftnl_set_free(s);
 	return 0;
 }
 
-struct nftnl_set *mt_nft_fw_state_set_find(const struct mt_nft_fw_state *st,
-					   const char *name)
+int mt_nft_fw_state_set(struct mt_nft_fw_state *st, struct nftnl_set *s)
+{
+	return set_add(st, s, NULL);
+}
+
+int mt_nft_fw_state_set_msg(struct mt_nft_fw_state *st, struct nftnl_set *s,
+			    const struct nlmsghdr *nlh)
+{
+	return set_add(st, s, nlh);
+}
+
+/* The index of the kept set name in rsets, or -1. */
+static ssize_t rset_index(const struct mt_nft_fw_state *st, const char *name)
 {
 	for (size_t i = 0; name && i < st->n_rsets; i++)
 		if (streq(nftnl_set_get_str(st->rsets[i], NFTNL_SET_NAME),
 			  name))
-			return st->rsets[i];
-	return NULL;
+			return (ssize_t)i;
+	return -1;
+}
+
+struct nftnl_set *mt_nft_fw_state_set_find(const struct mt_nft_fw_state *st,
+					   const char *name)
+{
+	ssize_t i = rset_index(st, name);
+
+	return i < 0 ? NULL : st->rsets[i];
+}
+
+int mt_nft_fw_state_set_elems_msg(struct mt_nft_fw_state *st, const char *name,
+				  const struct nlmsghdr *nlh)
+{
+	ssize_t i = rset_index(st, name);
+	const void *d;
+	size_t len;
+
+	if (i < 0)
+		return 0;
+	if (nftnl_set_elems_nlmsg_parse(nlh, st->rsets[i]) < 0)
+		return -EBADMSG;
+	if (!st->rset_msg[i].p)
+		return 0; /* the set itself was not recorded: no key */
+	d = msg_attrs(nlh, &len);
+	return raw_put(&st->rset_msg[i], d, len);
 }
 
 const char *mt_nft_fw_state_anon(const struct mt_nft_fw_state *st, size_t i)
@@ -343,6 +506,169 @@ static int group_add(struct mt_nft_fw_state *st, uint32_t id,
 	return 0;
 }
 
+/* Appends a chunk to a group's key: its length, then its bytes. */
+static int key_put(struct mt_nft_fw_raw *key, const struct mt_nft_fw_raw *c)
+{
+	uint32_t len = (uint32_t)c->len;
+	int r = raw_put(key, &len, sizeof(len));
+
+	return r < 0 ? r : raw_put(key, c->p, c->len);
+}
+
+/* The key of the group of parts raw[i..i+n): per part, its message (as
+ * recorded) and those of the anonymous sets its lookups name, in order
+ * (a set that is not there: an empty chunk). The parse of a group depends
+ * on nothing else (the named list sets only by their name, which is in
+ * the lookup). 0, -ENOENT when something was not recorded (no key: the
+ * group is parsed), -ENOMEM. */
+static int group_key(const struct mt_nft_fw_state *st, size_t i, size_t n,
+		     struct mt_nft_fw_raw *key)
+{
+	static const struct mt_nft_fw_raw none = {0};
+	int r = 0;
+
+	*key = (struct mt_nft_fw_raw){0};
+	for (size_t k = i; k < i + n && r == 0; k++) {
+		struct nftnl_expr_iter *it;
+		struct nftnl_expr *e;
+
+		if (!st->raw_msg[k].p)
+			r = -ENOENT;
+		if (r == 0)
+			r = key_put(key, &st->raw_msg[k]);
+		it = r == 0 ? nftnl_expr_iter_create(st->raw[k]) : NULL;
+		if (r == 0 && !it)
+			r = -ENOMEM;
+		while (r == 0 && (e = nftnl_expr_iter_next(it))) {
+			const char *set;
+			ssize_t s;
+
+			if (!streq(nftnl_expr_get_str(e, NFTNL_EXPR_NAME),
+				   "lookup") ||
+			    !nftnl_expr_is_set(e, NFTNL_EXPR_LOOKUP_SET))
+				continue;
+			set = nftnl_expr_get_str(e, NFTNL_EXPR_LOOKUP_SET);
+			if (strncmp(set, "__set", 5) != 0)
+				continue;
+			s = rset_index(st, set);
+			if (s >= 0 && !st->rset_msg[s].p)
+				r = -ENOENT;
+			else
+				r = key_put(key,
+					    s < 0 ? &none : &st->rset_msg[s]);
+		}
+		if (it)
+			nftnl_expr_iter_destroy(it);
+	}
+	if (r < 0) {
+		free(key->p);
+		*key = (struct mt_nft_fw_raw){0};
+	}
+	return r;
+}
+
+/* Takes over the parsed rule of the group of st->prev whose key is key,
+ * searching from *at (where the last one was found: groups mostly keep
+ * their order) around. NULL when there is none. */
+static Mt__Config__FirewallRule *prev_take(struct mt_nft_fw_state *st,
+					   const struct mt_nft_fw_raw *key,
+					   size_t *at)
+{
+	struct mt_nft_fw_state *p = st->prev;
+
+	for (size_t k = 0; p && k < p->n_groups; k++) {
+		size_t x = (*at + k) % p->n_groups;
+		struct mt_nft_fw_group *g = &p->groups[x];
+		Mt__Config__FirewallRule *rule = g->rule;
+
+		if (!rule || g->key_len != key->len ||
+		    memcmp(g->key, key->p, key->len) != 0)
+			continue;
+		g->rule = NULL;
+		*at = x + 1;
+		return rule;
+	}
+	return NULL;
+}
+
+/* The counters of an intact rule's parts, added up as mt_nft_fw_rule_parse
+ * does: a part's first counter counts what it matched, the counter after
+ * its limit what was over the rate; the pass part of a rate limit (without
+ * a limit, in a rule whose other parts have one) recounts what its limit
+ * part let through and is left out. 0 or -ENOMEM. */
+static int parts_counters(struct nftnl_rule *const *parts, size_t n,
+			  struct mt_nft_fw_group *g)
+{
+	uint64_t pk[MT_NFT_FW_PARTS_MAX] = {0}, by[MT_NFT_FW_PARTS_MAX] = {0};
+	bool limit[MT_NFT_FW_PARTS_MAX] = {0}, any_limit = false;
+
+	for (size_t i = 0; i < n; i++) {
+		struct nftnl_expr_iter *it = nftnl_expr_iter_create(parts[i]);
+		struct nftnl_expr *e;
+		int counters = 0;
+
+		if (!it)
+			return -ENOMEM;
+		while ((e = nftnl_expr_iter_next(it))) {
+			const char *name =
+			    nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+
+			if (streq(name, "limit")) {
+				limit[i] = any_limit = true;
+				continue;
+			}
+			if (!streq(name, "counter"))
+				continue;
+			if (counters == 0) {
+				pk[i] = nftnl_expr_get_u64(
+				    e, NFTNL_EXPR_CTR_PACKETS);
+				by[i] =
+				    nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_BYTES);
+			} else if (counters == 1 && limit[i]) {
+				g->limited += nftnl_expr_get_u64(
+				    e, NFTNL_EXPR_CTR_PACKETS);
+			}
+			counters++;
+		}
+		nftnl_expr_iter_destroy(it);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (any_limit && !limit[i])
+			continue;
+		g->packets += pk[i];
+		g->bytes += by[i];
+	}
+	return 0;
+}
+
+/* The canonical rule of the complete group g of parts raw[i..i+n): taken
+ * over from st->prev when its key is unchanged (counters read from the
+ * parts), else parsed. g->key gets the key. 0 or -ENOMEM. */
+static int group_rule(struct mt_nft_fw_state *st, size_t i, size_t n,
+		      struct mt_nft_fw_group *g, size_t *prev_at)
+{
+	Mt__Config__FirewallRule *rule = NULL;
+	struct mt_nft_fw_raw key;
+	int p = group_key(st, i, n, &key);
+
+	if (p == -ENOMEM)
+		return p;
+	g->key = key.p;
+	g->key_len = key.len;
+	if (p == 0 && (rule = prev_take(st, &key, prev_at))) {
+		g->rule = rule;
+		return parts_counters(&st->raw[i], n, g);
+	}
+	p = mt_nft_fw_rule_parse((const struct nftnl_rule *const *)&st->raw[i],
+				 n, set_find_cb, st, &rule, &g->packets,
+				 &g->bytes, &g->limited);
+	if (p == 0 && rule && rule->id == g->id)
+		g->rule = rule;
+	else if (rule)
+		protobuf_c_message_free_unpacked(&rule->base, NULL);
+	return p == -ENOMEM ? p : 0;
+}
+
 struct id_at {
 	uint32_t id;
 	size_t at;
@@ -360,7 +686,7 @@ static int id_at_cmp(const void *a, const void *b)
 int mt_nft_fw_state_finish(struct mt_nft_fw_state *st)
 {
 	_cleanup_free_ struct id_at *ids = NULL;
-	size_t n_ids = 0;
+	size_t n_ids = 0, prev_at = 0;
 	int r = 0;
 
 	for (size_t i = 0; i < st->n_raw && r == 0;) {
@@ -384,21 +710,8 @@ int mt_nft_fw_state_finish(struct mt_nft_fw_state *st)
 			    id2 != id || n2 != n || part2 != j - i + 1)
 				break;
 		r = group_add(st, id, &st->raw[i], j - i, &g);
-		if (r == 0 && j - i == n) {
-			Mt__Config__FirewallRule *rule = NULL;
-			int p = mt_nft_fw_rule_parse(
-			    (const struct nftnl_rule *const *)&st->raw[i], n,
-			    set_find_cb, st, &rule, &g->packets, &g->bytes,
-			    &g->limited);
-
-			if (p == 0 && rule && rule->id == id)
-				g->rule = rule;
-			else if (rule)
-				protobuf_c_message_free_unpacked(&rule->base,
-								 NULL);
-			if (p == -ENOMEM)
-				r = p;
-		}
+		if (r == 0 && j - i == n)
+			r = group_rule(st, i, n, g, &prev_at);
 		i = j;
 	}
 	if (r < 0)
@@ -424,13 +737,7 @@ int mt_nft_fw_state_finish(struct mt_nft_fw_state *st)
 		g->rule = NULL;
 	}
 
-	for (size_t i = 0; i < st->n_raw; i++)
-		nftnl_rule_free(st->raw[i]);
-	for (size_t i = 0; i < st->n_rsets; i++)
-		nftnl_set_free(st->rsets[i]);
-	for (size_t i = 0; i < st->n_used; i++)
-		free(st->used[i]);
-	st->n_raw = st->n_rsets = st->n_used = 0;
+	state_release_raw(st);
 	return 0;
 }
 

@@ -63,6 +63,7 @@
 #include "nft_fw_rules.h"
 
 struct mt_nft_batch;
+struct nlmsghdr;
 struct nftnl_chain;
 struct nftnl_rule;
 struct nftnl_set;
@@ -88,6 +89,18 @@ struct mt_nft_fw_group {
 	 * missing, changed by hand) or a second rule with the same id. */
 	Mt__Config__FirewallRule *rule;
 	uint64_t packets, bytes, limited;
+	/* What the kernel returned for the parts and the anonymous sets they
+	 * look up, counter values left out (see mt_nft_fw_state_rule_msg);
+	 * NULL when not known. A later read whose group has the same key
+	 * takes rule over instead of parsing the parts again. */
+	uint8_t *key;
+	size_t key_len;
+};
+
+/* Bytes as read, for the keys above. */
+struct mt_nft_fw_raw {
+	uint8_t *p;
+	size_t len;
 };
 
 /* A list set (l4_NAME / l6_NAME) of the table. */
@@ -129,6 +142,14 @@ struct mt_nft_fw_state {
 	size_t n_rsets, cap_rsets;
 	char **used; /* set names the lookups of fw_rules refer to */
 	size_t n_used, cap_used;
+	/* Parallel to raw and rsets: the messages they came from (p NULL:
+	 * not given; such a rule is always parsed). */
+	struct mt_nft_fw_raw *raw_msg, *rset_msg;
+	size_t cap_raw_msg, cap_rset_msg;
+	/* The previous read of the same namespace (set before feeding the
+	 * builders; not owned): finish takes over its parsed rules whose
+	 * key is unchanged. mt_nft_fw_state_fini leaves it NULL. */
+	struct mt_nft_fw_state *prev;
 };
 
 /* Frees everything and zeroes st (a zeroed st is an empty state). */
@@ -142,10 +163,29 @@ int mt_nft_fw_state_chain(struct mt_nft_fw_state *st,
 /* A rule of chain fw or fw_rules (others: ignored). Takes r (freed on
  * error and when not kept). Rules of one chain come in chain order. */
 int mt_nft_fw_state_rule(struct mt_nft_fw_state *st, struct nftnl_rule *r);
+/* The same, also recording what the kernel returned for r (nlh, the
+ * message r was parsed from): every attribute but NFTA_RULE_POSITION
+ * (the previous rule's handle, which moves when a rule is inserted
+ * before), the expressions with the counters' data (packets, bytes)
+ * left out. A rule of fw_rules given this way, whose group's parts and
+ * anonymous sets are all byte for byte as in st->prev, is not parsed
+ * again: its canonical rule is taken over from st->prev, its counters
+ * read from the parts. 0, -EBADMSG or -ENOMEM (r freed). */
+int mt_nft_fw_state_rule_msg(struct mt_nft_fw_state *st, struct nftnl_rule *r,
+			     const struct nlmsghdr *nlh);
 /* A set of the table from a GETSET dump. Takes s (freed on error and
  * when not kept). Anonymous sets are kept to be filled with their
  * elements: see mt_nft_fw_state_set_find. */
 int mt_nft_fw_state_set(struct mt_nft_fw_state *st, struct nftnl_set *s);
+/* The same, recording the message s was parsed from (its attributes),
+ * for the keys of the rules that look it up. */
+int mt_nft_fw_state_set_msg(struct mt_nft_fw_state *st, struct nftnl_set *s,
+			    const struct nlmsghdr *nlh);
+/* Parses one GETSETELEM dump message of the kept set name into it
+ * (nothing when it is not kept) and appends the message's attributes to
+ * what was recorded for the set. 0, -EBADMSG or -ENOMEM. */
+int mt_nft_fw_state_set_elems_msg(struct mt_nft_fw_state *st,
+				  const char *name, const struct nlmsghdr *nlh);
 /* The kept set named name (to parse its elements into), or NULL. */
 struct nftnl_set *mt_nft_fw_state_set_find(const struct mt_nft_fw_state *st,
 					   const char *name);

@@ -263,6 +263,57 @@ static int apply(struct mt_nft_cust *c, uint64_t *writes, double *ms)
 	return r;
 }
 
+/* Replaces rule id of fw_rules in ns by hand (nft replace ... handle):
+ * its listed text with `from` changed to `to` (both NULL: unchanged),
+ * comment and handle kept. 0 or -1. */
+static int hand_edit(const char *ns, uint32_t id, const char *from,
+		     const char *to)
+{
+	char *out = sh_out("ip netns exec %s nft -a list chain inet %s "
+			   "fw_rules",
+			   ns, TABLE);
+	char tag[32], text[1024], *line, *end, *h, *at, *ctr;
+	unsigned long long handle;
+	int r = -1;
+
+	snprintf(tag, sizeof(tag), "comment \"mt fw %u ", id);
+	line = out ? strstr(out, tag) : NULL;
+	while (line && line > out && line[-1] != '\n')
+		line--;
+	end = line ? strchr(line, '\n') : NULL;
+	if (!end)
+		goto out;
+	*end = '\0';
+	h = strstr(line, " # handle ");
+	if (!h || sscanf(h, " # handle %llu", &handle) != 1)
+		goto out;
+	*h = '\0';
+	while (*line == '\t' || *line == ' ')
+		line++;
+	/* "counter packets N bytes M" -> "counter" */
+	if ((ctr = strstr(line, "counter packets ")) &&
+	    (at = strstr(ctr, " bytes ")) && (at = strchr(at + 7, ' ')))
+		memmove(ctr + 7, at, strlen(at) + 1);
+	if (from) {
+		at = strstr(line, from);
+		if (!at)
+			goto out;
+		*at = '\0';
+		snprintf(text, sizeof(text), "%s%s%s", line, to,
+			 at + strlen(from));
+	} else {
+		snprintf(text, sizeof(text), "%s", line);
+	}
+	r = sh("ip netns exec %s nft 'replace rule inet %s fw_rules handle "
+	       "%llu %s'",
+	       ns, TABLE, handle, text) == 0
+		? 0
+		: -1;
+out:
+	free(out);
+	return r;
+}
+
 /* ---- observe ---- */
 
 /* The observed Firewall of ns (a copy; NULL when none). */
@@ -507,7 +558,6 @@ static void big_list(struct mt_nft_cust *c)
 	printf("big list: %zu prefixes (%zu elements) loaded in %.1f ms, "
 	       "%llu messages\n",
 	       n, 2 * n, ms, (unsigned long long)w);
-	CHECK(ms < 1000);
 	ops_reset();
 	OBSERVED_IS(c, NS_B, &d);
 	out = sh_out("ip netns exec %s nft get element inet %s l4_big "
@@ -553,7 +603,6 @@ static void big_list(struct mt_nft_cust *c)
 	CHECK(w == 4);
 	printf("big list: 1-prefix delta in %.2f ms, %llu messages\n", ms,
 	       (unsigned long long)w);
-	CHECK(ms < 50);
 	ops_reset();
 	d.list_prefixes[0] = next;
 	OBSERVED_IS(c, NS_B, &d);
@@ -599,6 +648,76 @@ static void big_list(struct mt_nft_cust *c)
 
 /* ---- scale: n customers x 50 rules, then one rule changed in one ---- */
 
+/* The firewall of netns observed alone (owner = the name after "mtt-"),
+ * with or without counters; a copy, NULL when none. */
+static Mt__Kernel__Firewall *observe_one(struct mt_nft_cust *c,
+					 const char *netns, bool counters)
+{
+	const char *owner = netns + strlen("mtt-");
+	Mt__Kernel__KernelState *st = mt_kstate_new();
+	Mt__Kernel__Firewall *fw = NULL;
+
+	CHECK(mt_nft_cust_observe_counters(c, &owner, 1, counters, st) == 0);
+	if (st->n_firewalls == 1)
+		fw = (Mt__Kernel__Firewall *)mt_message_dup(
+		    &st->firewalls[0]->base);
+	mt_kstate_free(st);
+	return fw;
+}
+
+/* The cost of the observe that follows each one-rule change (the
+ * agent's store -> kernel loop), of an observe with counters, and of one
+ * with nothing changed: averages over a few rounds. */
+static void observe_after_change(struct mt_nft_cust *c, const char *netns,
+				 struct fwdesc *d)
+{
+	enum { ROUNDS = 20 };
+	double t_apply = 0, t_obs = 0, t_ctr = 0, t_same = 0, t0;
+	char port[8];
+	uint64_t w;
+	int bad = 0;
+
+	for (int k = 0; k < ROUNDS; k++) {
+		Mt__Kernel__Firewall *fw;
+
+		snprintf(port, sizeof(port), "%d", 7000 + k);
+		d->rules[7].dport = port;
+		op_fw_d(CREATE, netns, d);
+		w = 0;
+		t0 = now_ms();
+		bad += mt_nft_cust_apply(c, ops, n_ops, res, &w) != 0 || w != 1;
+		t_apply += now_ms() - t0;
+		ops_reset();
+		t0 = now_ms();
+		fw = observe_one(c, netns, false);
+		t_obs += now_ms() - t0;
+		bad += !fw || fw->n_rules != d->n_rules || fw->dirty ||
+		       fw->rules[7]->n_dst_ports != 1 ||
+		       strcmp(fw->rules[7]->dst_ports[0], port) != 0;
+		if (fw)
+			protobuf_c_message_free_unpacked(&fw->base, NULL);
+		t0 = now_ms();
+		fw = observe_one(c, netns, true);
+		t_ctr += now_ms() - t0;
+		bad += !fw || fw->n_counters != d->n_rules + 1;
+
+		if (fw)
+			protobuf_c_message_free_unpacked(&fw->base, NULL);
+		t0 = now_ms();
+		fw = observe_one(c, netns, false);
+		t_same += now_ms() - t0;
+		bad += !fw || fw->n_rules != d->n_rules;
+		if (fw)
+			protobuf_c_message_free_unpacked(&fw->base, NULL);
+	}
+	CHECK(bad == 0);
+	printf("one-rule change (%zu rules, avg of %d): apply %.2f ms, "
+	       "observe after it %.2f ms, observe with counters %.2f ms, "
+	       "observe unchanged %.2f ms\n",
+	       d->n_rules, ROUNDS, t_apply / ROUNDS, t_obs / ROUNDS,
+	       t_ctr / ROUNDS, t_same / ROUNDS);
+}
+
 static void scale(struct mt_nft_cust *c, int n)
 {
 	struct fwdesc d = {.default_action = "allow", .n_rules = RULES_MAX};
@@ -612,10 +731,13 @@ static void scale(struct mt_nft_cust *c, int n)
 
 	for (int i = 0; i < RULES_MAX; i++) {
 		snprintf(ports[i], sizeof(ports[i]), "%d", 1000 + i);
-		d.rules[i] = (struct spec){.id = (uint32_t)(i + 1) * 10,
-					   .action = i % 2 ? "block" : "allow",
-					   .proto = i % 3 ? "tcp" : "udp",
-					   .dport = ports[i]};
+		d.rules[i] =
+		    (struct spec){.id = (uint32_t)(i + 1) * 10,
+				  .action = i % 2 ? "block" : "allow",
+				  .proto = i % 3 ? "tcp" : "udp",
+				  .dport = ports[i],
+				  /* every fifth: an anonymous set */
+				  .dport2 = i % 5 == 4 ? "9999" : NULL};
 	}
 	for (int i = 0; i < n; i++) {
 		snprintf(name, sizeof(name), "mtt-s%04d", i);
@@ -674,6 +796,7 @@ static void scale(struct mt_nft_cust *c, int n)
 		CHECK(r == 0 && w == 1);
 	}
 	ops_reset();
+	observe_after_change(c, name, &d);
 	for (int i = 0; i < n; i++) {
 		protobuf_c_message_free_unpacked(&big[i]->base, NULL);
 		if (br[i])
@@ -954,6 +1077,35 @@ int main(int argc, char **argv)
 		     TABLE);
 	CHECK(out && strstr(out, "tcp dport { 80, 8443 }"));
 	free(out);
+
+	/* rules edited by hand in place (same handle, same comment with its
+	 * digest) after an observe that kept their parsed form: the edit is
+	 * seen (the rule is damaged: dirty, left out), also in a rule whose
+	 * anonymous set is replaced by another that may reuse its name;
+	 * the same text put back is intact again */
+	CHECK(hand_edit(NS_A, 20, NULL, NULL) == 0);
+	OBSERVED_IS(c, NS_A, &d);
+	CHECK(hand_edit(NS_A, 20, "dport 5353", "dport 5354") == 0);
+	fw = observe_fw(c, NS_A, false);
+	CHECK(fw && fw->dirty && !strstr(ids_str(fw), "20"));
+	if (fw)
+		protobuf_c_message_free_unpacked(&fw->base, NULL);
+	CHECK(hand_edit(NS_A, 20, "dport 5354", "dport 5353") == 0);
+	OBSERVED_IS(c, NS_A, &d);
+	/* two edits: the kernel names a new anonymous set with the lowest
+	 * free "__set%d", the old one still exists during the replace: the
+	 * second edit brings the rule's set name back (the rule's own bytes
+	 * are as before), with other content */
+	CHECK(hand_edit(NS_A, 60, "8443 }", "8445 }") == 0);
+	CHECK(hand_edit(NS_A, 60, "8445 }", "8444 }") == 0);
+	fw = observe_fw(c, NS_A, true);
+	CHECK(fw && fw->dirty && !strstr(ids_str(fw), "60"));
+	if (fw)
+		protobuf_c_message_free_unpacked(&fw->base, NULL);
+	op_fw_d(CREATE, NS_A, &d);
+	CHECK(apply(c, &w, NULL) == 0);
+	ops_reset();
+	OBSERVED_IS(c, NS_A, &d);
 
 	/* 11. a 100k-prefix list */
 	big_list(c);

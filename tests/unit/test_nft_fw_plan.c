@@ -8,6 +8,17 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nf_tables.h>
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/common.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+
+#include "mt_fw.h"
 #include "mt_kstate.h"
 #include "mt_metal.h"
 #include "mt_test.h"
@@ -884,6 +895,269 @@ static void test_batch(void)
 	mt_nft_fw_state_fini(&st);
 }
 
+/* ---- the parsed rules of the previous read, taken over ---- */
+
+/* One namespace's fw_rules as a read would get them: the messages of
+ * the parts (handles 100 + 10 * rule + part) and of their anonymous sets
+ * ("__set%d", numbered in order), counters packets = ctr + 10 * part +
+ * counter, bytes = that * 100. */
+struct kdump {
+	Mt__Config__FirewallRule *rules[8];
+	size_t n;
+	char port[8]; /* rules[2]'s first port */
+	/* rules[2]'s set as if this port had been written by hand in it
+	 * (the rule's own messages unchanged); NULL: as compiled */
+	Mt__Config__FirewallRule *hand;
+	uint64_t ctr;
+};
+
+static char kbuf[65536];
+
+/* The message of nftnl rule r as the kernel sends it, fed to st. */
+static void feed_rule(struct mt_nft_fw_state *st, struct nftnl_rule *r)
+{
+	struct nftnl_rule *back = nftnl_rule_alloc();
+	struct nlmsghdr *nlh;
+
+	memset(kbuf, 0, sizeof(kbuf));
+	nlh = nftnl_nlmsg_build_hdr(kbuf, NFT_MSG_NEWRULE, NFPROTO_INET, 0, 1);
+	nftnl_rule_nlmsg_build_payload(nlh, r);
+	CHECK(back && nftnl_rule_nlmsg_parse(nlh, back) == 0);
+	CHECK(mt_nft_fw_state_rule_msg(st, back, nlh) == 0);
+}
+
+/* libnftnl's element builder numbers the nests; its parser (and the
+ * kernel's dumps) use NFTA_LIST_ELEM. */
+static void as_kernel_dump(struct nlmsghdr *nlh)
+{
+	struct nlattr *attr, *elem;
+
+	mnl_attr_for_each (attr, nlh, sizeof(struct nfgenmsg)) {
+		if (mnl_attr_get_type(attr) != NFTA_SET_ELEM_LIST_ELEMENTS)
+			continue;
+		mnl_attr_for_each_nested (elem, attr) {
+			elem->nla_type =
+			    (elem->nla_type & ~NLA_TYPE_MASK) | NFTA_LIST_ELEM;
+		}
+	}
+}
+
+static void feed_set(struct mt_nft_fw_state *st, struct nftnl_set *s,
+		     const char *name)
+{
+	struct nftnl_set *back = nftnl_set_alloc();
+	struct nlmsghdr *nlh;
+
+	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
+	nftnl_set_unset(s, NFTNL_SET_ID);
+	memset(kbuf, 0, sizeof(kbuf));
+	nlh = nftnl_nlmsg_build_hdr(kbuf, NFT_MSG_NEWSET, NFPROTO_INET, 0, 1);
+	nftnl_set_nlmsg_build_payload(nlh, s);
+	CHECK(back && nftnl_set_nlmsg_parse(nlh, back) == 0);
+	CHECK(mt_nft_fw_state_set_msg(st, back, nlh) == 0);
+	memset(kbuf, 0, sizeof(kbuf));
+	nlh =
+	    nftnl_nlmsg_build_hdr(kbuf, NFT_MSG_NEWSETELEM, NFPROTO_INET, 0, 1);
+	nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	as_kernel_dump(nlh);
+	CHECK(mt_nft_fw_state_set_elems_msg(st, name, nlh) == 0);
+}
+
+/* Reads kd into st (prev: the previous read, or NULL). */
+static void kread(const struct kdump *kd, struct mt_nft_fw_state *st,
+		  struct mt_nft_fw_state *prev)
+{
+	struct mt_nft_fw_compiled comp[8], hand = {0};
+	uint32_t set_id = 1;
+
+	memset(st, 0, sizeof(*st));
+	st->prev = prev;
+	for (size_t i = 0; i < kd->n; i++) {
+		uint32_t hand_id = set_id;
+
+		CHECK(mt_nft_fw_rule_compile(TABLE, kd->rules[i], &set_id,
+					     &comp[i]) == 0);
+		if (i == 2 && kd->hand)
+			CHECK(mt_nft_fw_rule_compile(TABLE, kd->hand, &hand_id,
+						     &hand) == 0);
+		for (size_t k = 0; k < comp[i].n_parts; k++) {
+			struct nftnl_rule *r = comp[i].parts[k];
+			struct nftnl_expr_iter *it = nftnl_expr_iter_create(r);
+			struct nftnl_expr *e;
+			uint64_t c = kd->ctr + 10 * k;
+
+			nftnl_rule_set_u64(r, NFTNL_RULE_HANDLE,
+					   100 + 10 * i + k);
+			while ((e = nftnl_expr_iter_next(it))) {
+				const char *name =
+				    nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+
+				if (!strcmp(name, "counter")) {
+					nftnl_expr_set_u64(
+					    e, NFTNL_EXPR_CTR_PACKETS, c);
+					nftnl_expr_set_u64(
+					    e, NFTNL_EXPR_CTR_BYTES, c * 100);
+					c++;
+				}
+			}
+			nftnl_expr_iter_destroy(it);
+		}
+	}
+	/* the kernel's names of the anonymous sets, in the lookups */
+	for (size_t i = 0; i < kd->n; i++)
+		for (size_t k = 0; k < comp[i].n_parts; k++) {
+			struct nftnl_expr_iter *it =
+			    nftnl_expr_iter_create(comp[i].parts[k]);
+			struct nftnl_expr *e;
+
+			while ((e = nftnl_expr_iter_next(it))) {
+				char name[16];
+
+				if (strcmp(
+					nftnl_expr_get_str(e, NFTNL_EXPR_NAME),
+					"lookup"))
+					continue;
+				snprintf(name, sizeof(name), "__set%u",
+					 nftnl_expr_get_u32(
+					     e, NFTNL_EXPR_LOOKUP_SET_ID));
+				nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET,
+						   name);
+				nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS,
+						   0);
+			}
+			nftnl_expr_iter_destroy(it);
+			feed_rule(st, comp[i].parts[k]);
+		}
+	for (size_t i = 0; i < kd->n; i++) {
+		struct mt_nft_fw_compiled *sc =
+		    i == 2 && kd->hand ? &hand : &comp[i];
+
+		for (size_t k = 0; k < sc->n_sets; k++) {
+			char name[16];
+
+			snprintf(name, sizeof(name), "__set%u",
+				 nftnl_set_get_u32(sc->sets[k], NFTNL_SET_ID));
+			feed_set(st, sc->sets[k], name);
+		}
+		mt_nft_fw_compiled_fini(&comp[i]);
+	}
+	if (kd->hand)
+		mt_nft_fw_compiled_fini(&hand);
+	CHECK(mt_nft_fw_state_finish(st) == 0);
+}
+
+/* Canonical rule from a config rule (heap). */
+static Mt__Config__FirewallRule *canon(Mt__Config__FirewallRule *r)
+{
+	Mt__Config__Firewall fw = MT__CONFIG__FIREWALL__INIT;
+	Mt__Config__FirewallRule *out = NULL;
+	char err[256];
+
+	if (mt_fw_rule_canonical(&fw, r, &out, err, sizeof(err)) < 0)
+		fprintf(stderr, "canonical: %s\n", err);
+	CHECK(out != NULL);
+	return out;
+}
+
+static void kdump_init(struct kdump *kd)
+{
+	Mt__Config__FirewallRule r = MT__CONFIG__FIREWALL_RULE__INIT;
+	Mt__Config__RateLimit rl = MT__CONFIG__RATE_LIMIT__INIT;
+	char *ports[] = {"22"}, *two[] = {kd->port, "443"};
+
+	memset(kd, 0, sizeof(*kd));
+	snprintf(kd->port, sizeof(kd->port), "80");
+	kd->ctr = 1000;
+	/* one part */
+	r.id = 10, r.action = "allow", r.protocol = "tcp";
+	r.dst_ports = ports, r.n_dst_ports = 1;
+	kd->rules[kd->n++] = canon(&r);
+	/* rate limit of fragments, both families: 4 parts (limit + pass
+	 * per family) */
+	r = (Mt__Config__FirewallRule)MT__CONFIG__FIREWALL_RULE__INIT;
+	r.id = 20, r.action = "rate_limit", r.protocol = "udp";
+	rl.packets_per_second = 100;
+	r.rate_limit = &rl;
+	r.fragment = true;
+	kd->rules[kd->n++] = canon(&r);
+	/* two ports: an anonymous set */
+	r = (Mt__Config__FirewallRule)MT__CONFIG__FIREWALL_RULE__INIT;
+	r.id = 30, r.action = "block", r.protocol = "tcp";
+	r.dst_ports = two, r.n_dst_ports = 2;
+	kd->rules[kd->n++] = canon(&r);
+	/* monitor rate limit */
+	r = (Mt__Config__FirewallRule)MT__CONFIG__FIREWALL_RULE__INIT;
+	r.id = 40, r.action = "rate_limit", r.protocol = "icmp";
+	r.monitor = true;
+	r.rate_limit = &rl;
+	kd->rules[kd->n++] = canon(&r);
+}
+
+static void kdump_fini(struct kdump *kd)
+{
+	for (size_t i = 0; i < kd->n; i++)
+		rule_free(kd->rules[i]);
+}
+
+static void test_reuse(void)
+{
+	struct mt_nft_fw_state a, b, fresh, c;
+	Mt__Config__FirewallRule *parsed[8];
+	struct kdump kd;
+
+	kdump_init(&kd);
+	kread(&kd, &a, NULL);
+	CHECK(a.n_groups == kd.n);
+	for (size_t i = 0; i < a.n_groups; i++) {
+		CHECK(a.groups[i].rule && a.groups[i].key);
+		if (a.groups[i].rule)
+			CHECK(mt_fw_rule_equal(a.groups[i].rule, kd.rules[i]));
+		parsed[i] = a.groups[i].rule;
+	}
+
+	/* counters moved, nothing else: every rule taken over, the
+	 * counters as a parse reads them */
+	kd.ctr = 5000;
+	kread(&kd, &b, &a);
+	kread(&kd, &fresh, NULL);
+	CHECK(b.n_groups == kd.n && fresh.n_groups == kd.n);
+	for (size_t i = 0; i < b.n_groups && i < fresh.n_groups; i++) {
+		const struct mt_nft_fw_group *g = &b.groups[i];
+		const struct mt_nft_fw_group *f = &fresh.groups[i];
+
+		CHECK(g->rule == parsed[i] && !a.groups[i].rule);
+		CHECK(f->rule != parsed[i]);
+		CHECK(g->packets == f->packets && g->bytes == f->bytes &&
+		      g->limited == f->limited);
+		CHECK(g->packets != 0 && g->packets != a.groups[i].packets);
+	}
+	CHECK(b.groups[1].limited != 0);
+	mt_nft_fw_state_fini(&a);
+
+	/* rule 30's anonymous set holds another port under the same name,
+	 * the rule's own messages are the same (a hand edit that kept the
+	 * comment and its digest): parsed again, damaged; the others are
+	 * taken over */
+	{
+		Mt__Config__FirewallRule r = MT__CONFIG__FIREWALL_RULE__INIT;
+		char *two[] = {"8080", "443"};
+
+		r.id = 30, r.action = "block", r.protocol = "tcp";
+		r.dst_ports = two, r.n_dst_ports = 2;
+		kd.hand = canon(&r);
+	}
+	kread(&kd, &c, &b);
+	CHECK(c.n_groups == kd.n);
+	CHECK(c.groups[0].rule == parsed[0] && c.groups[1].rule == parsed[1]);
+	CHECK(c.groups[3].rule == parsed[3]);
+	CHECK(c.groups[2].rule == NULL && c.groups[2].id == 30);
+	mt_nft_fw_state_fini(&b);
+	mt_nft_fw_state_fini(&c);
+	mt_nft_fw_state_fini(&fresh);
+	rule_free(kd.hand);
+	kdump_fini(&kd);
+}
+
 int main(void)
 {
 	char err[256];
@@ -904,6 +1178,7 @@ int main(void)
 	RUN(test_observed);
 	RUN(test_prepare);
 	RUN(test_batch);
+	RUN(test_reuse);
 	mt_metal_fini(&metal);
 	TEST_MAIN_END();
 }
