@@ -1011,11 +1011,26 @@ static int group_apply(struct mt_nft_cust *c, const char *netns,
 			} else {
 				const struct mt_nft_fw_step *s =
 				    &steps[-1 - tag];
+				const char *why = extack;
 
+				/* a list delta against elements changed by
+				 * hand (the digest does not see them) */
+				if (!why && e == -EEXIST &&
+				    s->type == MT_NFT_FW_ADDELEMS)
+					why = "a prefix overlaps an element the "
+					      "kernel's set holds (added by "
+					      "hand?); a full reload of the "
+					      "list repairs it";
+				else if (!why && e == -ENOENT &&
+					 s->type == MT_NFT_FW_DELELEMS)
+					why = "a prefix to remove is not in the "
+					      "kernel's set (removed by "
+					      "hand?); a full reload of the "
+					      "list repairs it";
 				group_abort(
 				    ops, idx, n, results, s->op, e,
 				    mt_nft_fw_step_what(s, what, sizeof(what)),
-				    extack);
+				    why);
 			}
 			return e;
 		}
