@@ -22,8 +22,9 @@
 # kernel write), drift (a rule deleted or changed by hand is restored),
 # atomicity (a transaction the kernel refuses halfway leaves the old rules
 # in force for traffic, names what failed, and is repaired by a full
-# reload), bad rules refused with nothing changed, and removing the
-# firewall leaves the tunnel's MSS clamp alone.
+# reload), an agent kill -9 and restart (nothing rewritten; the next list
+# change reloads it), bad rules refused with nothing changed, and removing
+# the firewall leaves the tunnel's MSS clamp alone.
 T_HERE=$(cd "$(dirname "$0")" && pwd)
 . "$T_HERE/lib.sh"
 . "$T_HERE/lib_checks.sh"
@@ -326,6 +327,28 @@ check "repaired by a full reload of the list" wait_for 20 all_converged
 check "new rule in force: tcp 8080 blocked" tcp_blocked 198.18.11.2 $A 8080
 check "the element added by hand is gone (full reload)" \
 	test -z "$(in_ns "$ACME" nft get element inet "$TABLE" l4_bad '{ 192.0.2.130 }' 2>/dev/null)"
+
+# ---- the agent killed and restarted -------------------------------------------
+# Its list cache is gone; the kernel's firewall (lists included, by their
+# digest) is the config's, so the restarted agent writes nothing, and the
+# next list change is a full reload that leaves exactly the new content.
+before=$(nft_rules "$ACME")
+kill9 T_AGENT_PID
+check "agent restarts" start_agent
+check "converges after the restart" wait_for 20 all_converged
+check "nothing rewritten: same rules, same handles" \
+	test "$(nft_rules "$ACME")" = "$before"
+check "no kernel writes after the restart" \
+	test "$(status_get 's.get("kernelWrites", 0)')" = 0
+acme_json 22,23,8080 198.51.101.0/24 >"$T_DIR/acme.json"
+check "put: list bad gains 198.51.101.0/24" mtctl put "$T_DIR/acme.json"
+check "converges" wait_for 20 all_converged
+has_elem() { in_ns "$ACME" nft get element inet "$TABLE" l4_bad "{ $1 }" >/dev/null 2>&1; }
+check "the new prefix is in the kernel's list" has_elem 198.51.101.7
+check "the old content stays (a listed source still blocked)" \
+	tcp_blocked 198.18.11.3 $A 80
+check "the prefix of the previous version is gone" \
+	bash -c "! nsenter --net=/run/netns/$ACME nft get element inet $TABLE l4_bad '{ 192.0.2.200 }' >/dev/null 2>&1"
 
 # ---- bad rules are refused, nothing changes ---------------------------------
 rev=$(store_revision)
