@@ -296,6 +296,18 @@ static void on_drift(void *data, const char *owner, const char *netns,
 	mt_rpc_pub_send(fp->events, &ev.base);
 }
 
+/* Drift in a customer namespace's nftables (mt_nft_cust_poll). */
+static void on_nft_drift(void *data, const char *owner, const char *netns)
+{
+	on_drift(data, owner, netns,
+		 "nftables ruleset changed by another process");
+}
+
+/* Between requests, how often the customer namespaces' nftables
+ * generation ids are compared with mt's (drift in the firewall and the
+ * MSS clamps; one small request per namespace). */
+#define NFT_POLL_MS 1000
+
 /* Where the BPF maps are pinned: $MT_RUN_DIR/bpf when MT_RUN_DIR is set
  * (labs and tests keep their runtime state apart), else MT_BPF_PIN_ROOT. */
 static const char *bpf_pin_root(char *buf, size_t len)
@@ -422,6 +434,8 @@ int main(int argc, char **argv)
 	mt_info("instance %s: serving %s", fp->metal.instance,
 		mt_rpc_url(fp->metal.instance, "fastpath", url, sizeof(url)));
 
+	uint64_t next_nft_poll = 0;
+
 	while (running) {
 		struct pollfd fds[3] = {
 			{ .fd = sfd, .events = POLLIN },
@@ -429,8 +443,16 @@ int main(int argc, char **argv)
 			{ .fd = mt_monitor_fd(fp->monitor), .events = POLLIN },
 		};
 
+		uint64_t now = mt_monotonic_us() / 1000;
+
+		if (now >= next_nft_poll) {
+			mt_nft_cust_poll(fp->nft_cust, on_nft_drift, fp);
+			now = mt_monotonic_us() / 1000;
+			next_nft_poll = now + NFT_POLL_MS;
+		}
 		mt_rpc_server_idle(fp->server, true);
-		r = poll(fds, MT_ARRAY_SIZE(fds), -1);
+		r = poll(fds, MT_ARRAY_SIZE(fds),
+			 (int)(next_nft_poll - now));
 		mt_rpc_server_idle(fp->server, false);
 		if (r < 0) {
 			if (errno == EINTR)

@@ -49,6 +49,11 @@ struct cust_ns {
 	struct mt_nft_fw_state fw; /* the firewall, of the same read */
 	bool cached;
 	bool seen; /* scratch for observe's sweep */
+	/* The generation id mt has accounted for: that of its last read, or
+	 * the one its own last commit left. Another one in the kernel means
+	 * someone else committed there (mt_nft_cust_poll). */
+	uint32_t known_genid;
+	bool known;
 };
 
 struct mt_nft_cust {
@@ -700,6 +705,8 @@ static int ns_state(struct mt_nft_cust *c, struct cust_ns *ns, bool fresh,
 		if (r == 0 && rc.gen[0] == ns->st.genid) {
 			*out = &ns->st;
 			*fw = &ns->fw;
+			ns->known_genid = ns->st.genid;
+			ns->known = true;
 			return 0;
 		}
 		ns->cached = false;
@@ -713,6 +720,8 @@ static int ns_state(struct mt_nft_cust *c, struct cust_ns *ns, bool fresh,
 	/* A table owned by another socket disappears with it without a
 	 * generation change: never trust a copy of that. */
 	ns->cached = !ns->st.owned;
+	ns->known_genid = ns->st.genid;
+	ns->known = true;
 	*out = &ns->st;
 	*fw = &ns->fw;
 	return 0;
@@ -990,6 +999,16 @@ static int group_apply(struct mt_nft_cust *c, const char *netns,
 		if (r == -ERESTART)
 			continue; /* the ruleset changed since the read */
 		if (r == 0) {
+			uint32_t g;
+
+			/* our own commit: its generation is accounted for
+			 * (a foreign commit in the microseconds before this
+			 * read goes unnoticed by the poll; the periodic
+			 * reconcile still repairs it) */
+			if (count && mt_nft_genid(ns->nl, &g) == 0) {
+				ns->known_genid = g;
+				ns->known = true;
+			}
 			if (writes)
 				*writes += count;
 			for (size_t k = 0; k < n; k++)
@@ -1417,4 +1436,30 @@ int mt_nft_cust_observe(struct mt_nft_cust *c, const char *const *owners,
 			size_t n_owners, Mt__Kernel__KernelState *st)
 {
 	return mt_nft_cust_observe_counters(c, owners, n_owners, false, st);
+}
+
+/* ---- drift ---- */
+
+int mt_nft_cust_poll(struct mt_nft_cust *c, mt_nft_cust_drift_fn cb,
+		     void *data)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < c->n_buckets; i++) {
+		for (struct cust_ns *ns = c->buckets[i]; ns; ns = ns->next) {
+			const char *owner = mt_metal_owner(c->m, ns->name);
+			uint32_t g;
+
+			if (!ns->nl || !ns->known || !owner ||
+			    mt_nft_genid(ns->nl, &g) < 0)
+				continue; /* (a vanished namespace: observe
+					   * lets go of it) */
+			if (g == ns->known_genid)
+				continue;
+			ns->known_genid = g;
+			cb(data, owner, ns->name);
+			n++;
+		}
+	}
+	return n;
 }

@@ -158,4 +158,21 @@ int mt_nft_cust_observe_counters(struct mt_nft_cust *c,
 				 const char *const *owners, size_t n_owners,
 				 bool counters, Mt__Kernel__KernelState *st);
 
+/* Called for each customer namespace whose nftables ruleset changed
+ * without mt (owner = the customer, netns = its namespace). */
+typedef void (*mt_nft_cust_drift_fn)(void *data, const char *owner,
+				     const char *netns);
+
+/* Drift in the customer namespaces' nftables (the firewall, the MSS
+ * clamps): asks each namespace the context has a socket for for its
+ * ruleset generation id (one small request each) and calls cb for those
+ * whose id is not the one mt accounted for (its last read, or the one its
+ * own last commit left). Each change is reported once. A poll, not a
+ * notification socket per namespace: those would receive one message per
+ * element of mt's own large list transactions. Not thread-safe, like the
+ * rest: call it between observes and applies. Returns how many were
+ * reported. */
+int mt_nft_cust_poll(struct mt_nft_cust *c, mt_nft_cust_drift_fn cb,
+		     void *data);
+
 #endif
