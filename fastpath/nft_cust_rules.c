@@ -18,6 +18,7 @@
 #include <libnftnl/udata.h>
 
 #include "mt_cleanup.h"
+#include "nftnl_cleanup.h"
 #include "mt_kstate.h"
 #include "netns.h"
 
@@ -28,20 +29,6 @@
 #define TCP_FLAG_RST 0x04
 #define COMMENT_MAX 64
 
-static void rule_freep(struct nftnl_rule **r)
-{
-	if (*r)
-		nftnl_rule_free(*r);
-}
-
-static void udata_freep(struct nftnl_udata_buf **u)
-{
-	if (*u)
-		nftnl_udata_buf_free(*u);
-}
-
-#define _cleanup_rule_ MT_CLEANUP(rule_freep)
-#define _cleanup_udata_ MT_CLEANUP(udata_freep)
 
 bool mt_nft_cust_dev_valid(const char *dev)
 {

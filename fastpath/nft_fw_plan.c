@@ -19,6 +19,7 @@
 #include <libnftnl/table.h>
 
 #include "mt_cleanup.h"
+#include "nftnl_cleanup.h"
 #include "mt_kstate.h"
 #include "netns.h"
 #include "nft_batch.h"
@@ -1690,27 +1691,6 @@ int mt_nft_fw_plan(const struct mt_nft_fw_state *st,
 		_r;                                             \
 	})
 
-static void set_freep(struct nftnl_set **s)
-{
-	if (*s)
-		nftnl_set_free(*s);
-}
-
-static void rule_freep(struct nftnl_rule **r)
-{
-	if (*r)
-		nftnl_rule_free(*r);
-}
-
-static void chain_freep(struct nftnl_chain **c)
-{
-	if (*c)
-		nftnl_chain_free(*c);
-}
-
-#define _cleanup_set_ MT_CLEANUP(set_freep)
-#define _cleanup_rule_ MT_CLEANUP(rule_freep)
-#define _cleanup_chain_ MT_CLEANUP(chain_freep)
 
 static struct nftnl_set *set_named(const char *table, const char *name)
 {

@@ -19,6 +19,7 @@
 #include <libnftnl/udata.h>
 
 #include "mt_cleanup.h"
+#include "nftnl_cleanup.h"
 #include "mt_metal.h"
 
 /* nft(8)'s datatype ids, kept in NFTA_SET_KEY_TYPE for `nft list` to print
@@ -44,33 +45,12 @@
 #define IPV6_HOPLIMIT_OFFSET 7
 #define IPV6_FRAG_HDR 44 /* NEXTHDR_FRAGMENT */
 
-static void rule_freep(struct nftnl_rule **r)
-{
-	if (*r)
-		nftnl_rule_free(*r);
-}
-
-static void set_freep(struct nftnl_set **s)
-{
-	if (*s)
-		nftnl_set_free(*s);
-}
-
-static void udata_freep(struct nftnl_udata_buf **u)
-{
-	if (*u)
-		nftnl_udata_buf_free(*u);
-}
-
 static void pb_rule_freep(Mt__Config__FirewallRule **r)
 {
 	if (*r)
 		protobuf_c_message_free_unpacked(&(*r)->base, NULL);
 }
 
-#define _cleanup_rule_ MT_CLEANUP(rule_freep)
-#define _cleanup_set_ MT_CLEANUP(set_freep)
-#define _cleanup_udata_ MT_CLEANUP(udata_freep)
 #define _cleanup_pb_rule_ MT_CLEANUP(pb_rule_freep)
 
 /* ---- a rule, decoded ----

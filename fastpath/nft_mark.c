@@ -22,6 +22,7 @@
 #include <libnftnl/udata.h>
 
 #include "mt_cleanup.h"
+#include "nftnl_cleanup.h"
 #include "mt_kstate.h"
 #include "mt_log.h"
 #include "nft_batch.h"
@@ -35,27 +36,6 @@
 #define APPLY_ATTEMPTS 4
 #define REQ_BUF_SIZE 4096 /* one GET or dump request */
 
-static void rule_freep(struct nftnl_rule **r)
-{
-	if (*r)
-		nftnl_rule_free(*r);
-}
-
-static void set_freep(struct nftnl_set **s)
-{
-	if (*s)
-		nftnl_set_free(*s);
-}
-
-static void udata_freep(struct nftnl_udata_buf **u)
-{
-	if (*u)
-		nftnl_udata_buf_free(*u);
-}
-
-#define _cleanup_rule_ MT_CLEANUP(rule_freep)
-#define _cleanup_set_ MT_CLEANUP(set_freep)
-#define _cleanup_udata_ MT_CLEANUP(udata_freep)
 
 static size_t addr_len(int family)
 {
