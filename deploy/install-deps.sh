@@ -13,6 +13,8 @@ packages=(
 	# run and verify (the tests check kernel state independently)
 	iproute2 nftables bpftool iputils-ping ethtool procps psmisc
 	python3 jq curl netcat-openbsd
+	# the distributed store (issue 6) and a real Prometheus to scrape metrics
+	etcd-server etcd-client prometheus
 	# the BPF GRE wire test: capture and an independent decoder
 	tcpdump python3-scapy
 	# the kernel gre driver test boots a Debian kernel that has ip_gre
