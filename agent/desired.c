@@ -342,7 +342,8 @@ static int push_firewall(Mt__Kernel__KernelState *st, Mt__Kernel__Firewall *f)
 /* What the build does with a customer's firewall: memoise (slot != NULL,
  * borrowed objects, lists without strings, contents into want) or build
  * it into st with strings (slot NULL). */
-struct fw_out {
+struct fw_out { /* and the health penalties of its tunnel routes */
+	const struct mt_desired_penalties *pen;
 	struct mt_desired_memo **slot;
 	struct mt_fw_desired *want;
 };
@@ -392,16 +393,42 @@ static int add_firewall(Mt__Kernel__KernelState *st, const char *netns,
 	return push_firewall(st, memo->fw);
 }
 
-/* The tunnel routes of one customer: for each (prefix, priority) one
- * kernel route in cust_table with metric = priority, through the one tunnel
- * of the group (dev) or all of them (nexthops, weighted, in config order).
- * The lowest metric wins in the kernel; equal priorities share by ECMP. */
+/* The route priority of configured route r with its tunnel's health
+ * penalty added, capped below the blackhole's metric (validation keeps
+ * priorities at most MT_ROUTE_PRIORITY_MAX, far below the cap). */
+static uint32_t effective_priority(const Mt__Config__Customer *c,
+				   const Mt__Config__TunnelRoute *r,
+				   const struct mt_desired_penalties *pen)
+{
+	uint64_t x = r->priority;
+
+	if (pen && pen->fn)
+		x += pen->fn(pen->ctx, c->name, r->tunnel);
+	return x < MT_LAST_RESORT_METRIC ? (uint32_t)x : MT_LAST_RESORT_METRIC - 1;
+}
+
+/* The tunnel routes of one customer: for each (prefix, effective
+ * priority) one kernel route in cust_table with metric = that priority,
+ * through the one tunnel of the group (dev) or all of them (nexthops,
+ * weighted, in config order). The lowest metric wins in the kernel; equal
+ * priorities share by ECMP. A health penalty moves a tunnel's routes to a
+ * higher metric (out of its ECMP group): they stay, so with every tunnel
+ * penalised traffic still takes the best one. */
 static int add_tunnel_routes(const struct mt_metal *m, const char *netns,
 			     const Mt__Config__Customer *c,
+			     const struct mt_desired_penalties *pen,
 			     Mt__Kernel__KernelState *st)
 {
 	struct mt_prefix p, q;
+	uint32_t *prio;
 	char e[128];
+	int r = 0;
+
+	prio = calloc(c->n_routes + 1, sizeof(*prio));
+	if (!prio)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->n_routes; i++)
+		prio[i] = effective_priority(c, c->routes[i], pen);
 
 	for (size_t i = 0; i < c->n_routes; i++) {
 		const Mt__Config__TunnelRoute *ri = c->routes[i];
@@ -409,48 +436,67 @@ static int add_tunnel_routes(const struct mt_metal *m, const char *netns,
 		bool first = true;
 		size_t n = 0;
 
-		if (mt_prefix_parse(ri->prefix, true, &p, e, sizeof(e)) < 0)
-			return -EINVAL;
+		if (mt_prefix_parse(ri->prefix, true, &p, e, sizeof(e)) < 0) {
+			r = -EINVAL;
+			break;
+		}
 		/* only the first route of its group emits the kernel route */
-		for (size_t j = 0; j < i && first; j++) {
-			const Mt__Config__TunnelRoute *rj = c->routes[j];
-
-			if (rj->priority == ri->priority &&
-			    mt_prefix_parse(rj->prefix, true, &q, e, sizeof(e)) == 0 &&
+		for (size_t j = 0; j < i && first; j++)
+			if (prio[j] == prio[i] &&
+			    mt_prefix_parse(c->routes[j]->prefix, true, &q, e,
+					    sizeof(e)) == 0 &&
 			    mt_prefix_equal(&p, &q))
 				first = false;
-		}
 		if (!first)
 			continue;
 		for (size_t j = i; j < c->n_routes; j++)
-			if (c->routes[j]->priority == ri->priority &&
+			if (prio[j] == prio[i] &&
 			    mt_prefix_parse(c->routes[j]->prefix, true, &q, e,
 					    sizeof(e)) == 0 &&
 			    mt_prefix_equal(&p, &q))
 				n++;
 		if (add_route(st, netns, m->cust_table, &p, n == 1 ? ri->tunnel : "",
-			      "", c->name) < 0)
-			return -ENOMEM;
+			      "", c->name) < 0) {
+			r = -ENOMEM;
+			break;
+		}
 		o = st->routes[st->n_routes - 1];
-		o->metric = ri->priority;
+		o->metric = prio[i];
 		if (n == 1)
 			continue;
 		for (size_t j = i; j < c->n_routes; j++) {
 			const Mt__Config__TunnelRoute *rj = c->routes[j];
 			Mt__Kernel__Nexthop *h;
 
-			if (rj->priority != ri->priority ||
+			if (prio[j] != prio[i] ||
 			    mt_prefix_parse(rj->prefix, true, &q, e, sizeof(e)) < 0 ||
 			    !mt_prefix_equal(&p, &q))
 				continue;
 			h = mt_route_add_nexthop(o);
-			if (!h)
-				return -ENOMEM;
+			if (!h) {
+				r = -ENOMEM;
+				break;
+			}
 			SET(h->dev, rj->tunnel);
 			h->weight = rj->weight ? rj->weight : 1;
 		}
+		if (r < 0)
+			break;
 	}
-	return 0;
+	free(prio);
+	return r;
+}
+
+int mt_desired_build_routes(const struct mt_metal *m,
+			    const Mt__Config__Customer *c,
+			    const struct mt_desired_penalties *pen,
+			    Mt__Kernel__KernelState *st)
+{
+	char ifname[IFNAMSIZ];
+
+	if (mt_metal_ifname(m, c->name, ifname, sizeof(ifname)) < 0)
+		return -EINVAL;
+	return add_tunnel_routes(m, ifname, c, pen, st);
 }
 
 /* The first IPv4 tunnel endpoint, as the source of what the namespace
@@ -551,7 +597,7 @@ static int add_customer(const struct mt_metal *m,
 		    (r = add_mss_clamp(st, ifname, t, n)) < 0)
 			return r;
 	}
-	if ((r = add_tunnel_routes(m, ifname, c, st)) < 0)
+	if ((r = add_tunnel_routes(m, ifname, c, fo->pen, st)) < 0)
 		return r;
 	if ((r = add_firewall(st, ifname, c, fo)) < 0)
 		return r;
@@ -584,7 +630,7 @@ int mt_desired_build(const struct mt_metal *m,
 		     Mt__Config__Customer *const *cs, size_t n,
 		     Mt__Kernel__KernelState *st)
 {
-	struct fw_out fo = { NULL, NULL };
+	struct fw_out fo = { 0 };
 	int r = add_shared(m, st);
 
 	for (size_t i = 0; i < n && r == 0; i++)
@@ -598,10 +644,20 @@ int mt_desired_build_memo(const struct mt_metal *m,
 			  struct mt_fw_desired *want,
 			  Mt__Kernel__KernelState *st)
 {
+	return mt_desired_build_health(m, cs, memos, n, want, NULL, st);
+}
+
+int mt_desired_build_health(const struct mt_metal *m,
+			    Mt__Config__Customer *const *cs,
+			    struct mt_desired_memo **const *memos, size_t n,
+			    struct mt_fw_desired *want,
+			    const struct mt_desired_penalties *pen,
+			    Mt__Kernel__KernelState *st)
+{
 	int r = add_shared(m, st);
 
 	for (size_t i = 0; i < n && r == 0; i++) {
-		struct fw_out fo = { memos[i], want };
+		struct fw_out fo = { .pen = pen, .slot = memos[i], .want = want };
 
 		r = add_customer(m, cs[i], &fo, st);
 	}

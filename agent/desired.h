@@ -45,7 +45,9 @@
  *            ttl, mtu}
  *   Addr    {netns=ifname, dev=T.name, prefix=T.inner_address}
  *   MssClamp {netns=ifname, dev=T.name, mss}
- *   for each (prefix P, priority X) of the customer's routes:
+ *   for each (prefix P, priority X) of the customer's routes, where X is
+ *   the configured priority plus the tunnel's health penalty (0 without
+ *   mt_desired_build_health):
  *   Route   {netns=ifname, table=cust_table, dst=P, metric=X,
  *            dev=the tunnel when the group has one route, else
  *            nexthops=[{dev=tunnel, weight}] in config order}
@@ -81,6 +83,7 @@
 #define MT_DESIRED_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.pb-c.h"
 #include "kernel.pb-c.h"
@@ -125,6 +128,32 @@ int mt_desired_build_memo(const struct mt_metal *m,
 			  struct mt_desired_memo **const *memos, size_t n,
 			  struct mt_fw_desired *want,
 			  Mt__Kernel__KernelState *st);
+
+/* ---- health penalties (issue 5) ---- */
+
+/* The penalty to add to the priority of the routes through one tunnel
+ * (0: healthy). Called during the build; must be pure for its duration. */
+struct mt_desired_penalties {
+	uint32_t (*fn)(void *ctx, const char *customer, const char *tunnel);
+	void *ctx;
+};
+
+/* mt_desired_build_memo with the tunnels' health penalties (pen NULL: none).
+ * mt_desired_build_memo is this with pen NULL. */
+int mt_desired_build_health(const struct mt_metal *m,
+			    Mt__Config__Customer *const *cs,
+			    struct mt_desired_memo **const *memos, size_t n,
+			    struct mt_fw_desired *want,
+			    const struct mt_desired_penalties *pen,
+			    Mt__Kernel__KernelState *st);
+
+/* Only customer c's tunnel routes (cust_table, as above) into st: the
+ * health loop diffs these with the old and the new penalties into a tiny
+ * plan. 0, -EINVAL, -ENOMEM. */
+int mt_desired_build_routes(const struct mt_metal *m,
+			    const Mt__Config__Customer *c,
+			    const struct mt_desired_penalties *pen,
+			    Mt__Kernel__KernelState *st);
 
 /* Hands st's firewalls back to their memos (st no longer holds any). For
  * a state built by mt_desired_build_memo only; NULL accepted. */

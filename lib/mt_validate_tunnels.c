@@ -1,6 +1,7 @@
 /* Validation of a customer's tunnels and tunnel routes (one customer on its
  * own; the checks between customers are in mt_validate.c). */
 #include "mt_validate.h"
+#include "mt_tunnel_health.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -120,7 +121,7 @@ static int check_tunnel(const struct mt_metal *m, const Mt__Config__Customer *c,
 	struct mt_prefix router, local, peer;
 	const char *name = STR(t->name), *why;
 	uint32_t overhead, mtu = mt_tunnel_mtu(t), mss = mt_tunnel_mss(t);
-	char e[128];
+	char e[128], hc_err[256];
 
 	if (!valid_tunnel_name(name))
 		return fail(err, errlen, c,
@@ -203,6 +204,9 @@ static int check_tunnel(const struct mt_metal *m, const Mt__Config__Customer *c,
 		return fail(err, errlen, c,
 			    "tunnels[%zu] \"%s\": driver \"%s\": must be auto, bpf or kernel",
 			    i, name, t->driver);
+	if (mt_tunnel_health_check(t, hc_err, sizeof(hc_err)) < 0)
+		return fail(err, errlen, c, "tunnels[%zu] \"%s\": %s", i, name,
+			    hc_err);
 	return 0;
 }
 

@@ -3,6 +3,9 @@
 #include "mt_test.h"
 #include "mt_cleanup.h"
 #include "mt_validate.h"
+#include "mt_tunnel_health.h"
+
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <stdlib.h>
@@ -221,6 +224,122 @@ static void test_helpers(void)
 	acme_free(c);
 }
 
+/* A customer with GOOD1 whose health check is hc. */
+static void expect_hc(const Mt__Config__HealthCheck *hc, const char *want)
+{
+	struct tun t[] = { GOOD1 };
+	Mt__Config__Customer *c = acme(t, 1, NULL, 0);
+	char err[MT_VALIDATE_ERR_MAX];
+	int rc;
+
+	c->tunnels[0]->health_check = (Mt__Config__HealthCheck *)hc;
+	err[0] = '\0';
+	rc = mt_validate_customer(&metal, c, err, sizeof(err));
+	if (!want) {
+		if (rc != 0)
+			fprintf(stderr, "  unexpected: %s\n", err);
+		CHECK(rc == 0);
+	} else {
+		CHECK(rc == -EINVAL);
+		CHECK_CONTAINS(err, "customer 7 \"acme\": tunnels[0] \"gre1\": ");
+		CHECK_CONTAINS(err, want);
+	}
+	acme_free(c);
+}
+
+static void test_health_check(void)
+{
+	Mt__Config__HealthCheck hc = MT__CONFIG__HEALTH_CHECK__INIT;
+
+	expect_hc(NULL, NULL);
+	expect_hc(&hc, NULL);
+	hc.type = "request";
+	hc.direction = "bidirectional";
+	hc.rate = "high";
+	hc.target = "198.18.21.2";
+	expect_hc(&hc, NULL);
+	hc = (Mt__Config__HealthCheck)MT__CONFIG__HEALTH_CHECK__INIT;
+	hc.type = "tcp";
+	expect_hc(&hc, "health_check.type \"tcp\": must be reply or request");
+	hc.type = "";
+	hc.direction = "both";
+	expect_hc(&hc, "health_check.direction \"both\": must be unidirectional or bidirectional");
+	hc.direction = "";
+	hc.target = "100.127.0.9";
+	expect_hc(&hc, "health_check.target \"100.127.0.9\": outside the tunnel's addresses (must be the router's inner address 100.127.0.1 or router_endpoint 198.18.21.2)");
+	hc.target = "100.127.0.0"; /* our own side is not a target */
+	expect_hc(&hc, "health_check.target \"100.127.0.0\": outside");
+	hc.target = "nope";
+	expect_hc(&hc, "health_check.target \"nope\": must be an IPv4 address");
+	hc.target = "";
+	hc.rate = "fast";
+	expect_hc(&hc, "health_check.rate \"fast\": must be low, mid or high");
+	hc.rate = "";
+	hc.interval_ms = 5;
+	expect_hc(&hc, "health_check.interval_ms 5: out of range 10-60000");
+	hc.interval_ms = 60001;
+	expect_hc(&hc, "health_check.interval_ms 60001: out of range 10-60000");
+	hc.interval_ms = 0;
+	hc.timeout_ms = 20000;
+	expect_hc(&hc, "health_check.timeout_ms 20000: out of range 10-10000");
+	hc.timeout_ms = 0;
+	hc.reprobes = 9;
+	expect_hc(&hc, "health_check.reprobes 9: out of range 1-8");
+	hc.reprobes = 0;
+	hc.down_min_probes = 65;
+	expect_hc(&hc, "health_check.down_min_probes 65: out of range 1-64");
+	hc.down_min_probes = 0;
+	hc.degraded_penalty = 2000000;
+	expect_hc(&hc, "down_penalty 1000000 is below degraded_penalty 2000000");
+}
+
+static void test_health_params(void)
+{
+	struct tun t[] = { GOOD1, GOOD2 };
+	Mt__Config__Customer *c = acme(t, 2, NULL, 0);
+	Mt__Config__HealthCheck hc = MT__CONFIG__HEALTH_CHECK__INIT;
+	struct mt_health_params p;
+	struct mt_tunnel_probe pr;
+	char err[256], a[INET_ADDRSTRLEN];
+
+#define IP(x) inet_ntop(AF_INET, &(x), a, sizeof(a))
+	/* defaults: reply-style, unidirectional, mid rate */
+	CHECK(mt_tunnel_health_params(c->tunnels[0], &p, err, sizeof(err)) == 0);
+	CHECK(p.rate == MT_HEALTH_RATE_MID && p.interval_ms[1] == 200);
+	CHECK(p.timeout_ms == 300 && p.reprobe_count == 2);
+	CHECK(p.degraded_penalty == 500000 && p.down_penalty == 1000000);
+	CHECK(mt_tunnel_probe_config(c->tunnels[0], &pr, err, sizeof(err)) == 0);
+	CHECK(pr.enabled && !pr.request && !pr.bidirectional && !pr.has_key);
+	CHECK_STR(IP(pr.outer_src), "192.0.2.1");
+	CHECK_STR(IP(pr.outer_dst), "198.18.21.2");
+	CHECK(pr.outer_ttl == 64);
+	/* the router's inner address -> the edge endpoint, outside the tunnel */
+	CHECK_STR(IP(pr.inner_src), "100.127.0.1");
+	CHECK_STR(IP(pr.inner_dst), "192.0.2.1");
+
+	/* request-style, bidirectional, keyed: edge inner -> target */
+	hc.type = "request";
+	hc.direction = "bidirectional";
+	hc.rate = "low";
+	hc.interval_ms = 700;
+	hc.no_reprobe = true;
+	hc.degraded_window_s = 60;
+	c->tunnels[1]->health_check = &hc;
+	CHECK(mt_tunnel_health_params(c->tunnels[1], &p, err, sizeof(err)) == 0);
+	CHECK(p.rate == MT_HEALTH_RATE_LOW && p.interval_ms[0] == 700);
+	CHECK(p.reprobe_count == 0 && p.degraded_window_ms == 60000);
+	CHECK(mt_tunnel_probe_config(c->tunnels[1], &pr, err, sizeof(err)) == 0);
+	CHECK(pr.request && pr.bidirectional && pr.has_key && pr.key == 42);
+	CHECK_STR(IP(pr.inner_src), "100.127.0.2");
+	CHECK_STR(IP(pr.inner_dst), "100.127.0.3");
+	hc.disabled = true;
+	CHECK(mt_tunnel_probe_config(c->tunnels[1], &pr, err, sizeof(err)) == 0);
+	CHECK(!pr.enabled);
+	c->tunnels[1]->health_check = NULL;
+#undef IP
+	acme_free(c);
+}
+
 int main(void)
 {
 	char err[256];
@@ -231,6 +350,8 @@ int main(void)
 	RUN(test_bad_tunnels);
 	RUN(test_bad_routes);
 	RUN(test_helpers);
+	RUN(test_health_check);
+	RUN(test_health_params);
 	mt_metal_fini(&metal);
 	TEST_MAIN_END();
 }
