@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "config.pb-c.h"
+#include "kernel.pb-c.h"
 #include "mt_metal.h"
 #include "mt_rpc.h"
 #include "mt_store.h"
@@ -52,6 +53,7 @@ struct agent_scope {
 };
 
 struct mt_fw_lists; /* fw_lists.h */
+struct prober;      /* prober.h */
 
 struct agent {
 	struct mt_metal metal;
@@ -90,6 +92,13 @@ struct agent {
 	 * (agent/fw_lists.h), for list deltas. A restart starts it empty:
 	 * the first change of each list is then a full reload. */
 	struct mt_fw_lists *fw_lists;
+
+	/* The tunnel prober (prober.h) and the fast loop's bookkeeping:
+	 * the first full reconcile reads the penalties the kernel's routes
+	 * carry (health_seeded) before anything is applied. */
+	struct prober *prober;
+	bool health_seeded;
+	uint64_t health_plans, health_plan_failures;
 };
 
 /* Methods of service Fastpath, by index (proto/rpc.proto order). */
@@ -131,6 +140,19 @@ bool agent_scope_empty(const struct agent_scope *s);
 int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 		    bool dry_run, Mt__Kernel__Plan **plan_out,
 		    Mt__Rpc__ReconcileReply *reply);
+
+/* health.c: the fast loop */
+
+/* Tells the prober about the customers of scope (all when full): configs
+ * in force are probed, customers without one are no longer (their
+ * sockets close before a plan deletes their namespace). */
+void agent_health_sync(struct agent *a, const struct agent_scope *scope);
+/* The first full reconcile after start: each tunnel's state machine starts
+ * in the state its routes' penalties in the kernel stand for. */
+void agent_health_seed(struct agent *a,
+		       const Mt__Kernel__KernelState *observed);
+/* Applies the tiny plans of the customers whose tunnels changed state. */
+void agent_health_apply(struct agent *a);
 
 /* api.c */
 int agent_api_open(struct agent *a, const char *url);

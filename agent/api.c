@@ -2,6 +2,7 @@
  * orchestrators. Writes go to the store; the store watch then drives the
  * reconcile, so API writes and direct store writes take the same path. */
 #include "agent.h"
+#include "prober.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -443,6 +444,12 @@ static Mt__Rpc__Code h_tunnels(void *ctx, const ProtobufCMessage *in,
 					   "out of memory");
 			goto out;
 		}
+	/* what the prober knows of each */
+	for (size_t i = 0; a->prober && i < list->n_tunnels; i++) {
+		Mt__Rpc__TunnelStatus *t = list->tunnels[i];
+
+		t->health = prober_health(a->prober, t->customer, t->name);
+	}
 	*out = &list->base;
 	list = NULL;
 out:

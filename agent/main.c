@@ -17,6 +17,7 @@
 #include "mt_metal_file.h"
 #include "mt_log.h"
 #include "mt_time.h"
+#include "prober.h"
 
 #define PING_INTERVAL_MS 1000
 #define PING_TIMEOUT_MS 1000
@@ -94,6 +95,9 @@ static void run_pending(struct agent *a)
 		return;
 	/* Take the queue; what arrives while we reconcile waits its turn. */
 	memset(&a->pending, 0, sizeof(a->pending));
+	/* the prober first: a customer that goes must close its sockets
+	 * before the plan deletes its namespace */
+	agent_health_sync(a, &work);
 	r = agent_reconcile(a, &work, false, NULL, NULL);
 	if (r < 0) {
 		/* Put the work back and retry once the fastpath answers. */
@@ -251,6 +255,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	r = prober_new(&a->metal, &a->prober);
+	if (r < 0) {
+		mt_err("tunnel prober: %s", strerror(-r));
+		return 1;
+	}
 	r = agent_load_lkg(a);
 	if (r < 0)
 		mt_err("last-known-good copy %s: %s", a->lkg_url, strerror(-r));
@@ -267,11 +276,12 @@ int main(int argc, char **argv)
 		(unsigned long)a->store_revision, a->n_customers);
 
 	while (running) {
-		struct pollfd fds[4] = {
+		struct pollfd fds[5] = {
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = mt_rpc_server_fd(a->api), .events = POLLIN },
 			{ .fd = wfd, .events = POLLIN },
 			{ .fd = mt_rpc_sub_fd(a->events), .events = POLLIN },
+			{ .fd = prober_fd(a->prober), .events = POLLIN },
 		};
 		uint64_t now = mt_monotonic_ms();
 		int timeout;
@@ -341,8 +351,12 @@ int main(int argc, char **argv)
 		}
 		if (fds[3].revents & POLLIN)
 			drain_events(a);
+		/* the fast loop: paused or not, store or not */
+		if (fds[4].revents & POLLIN)
+			agent_health_apply(a);
 	}
 
+	prober_free(a->prober);
 	mt_rpc_server_close(a->api);
 	mt_rpc_sub_close(a->events);
 	mt_rpc_client_close(a->fastpath);

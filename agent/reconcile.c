@@ -15,6 +15,7 @@
 #include "mt_kstate.h"
 #include "mt_log.h"
 #include "mt_time.h"
+#include "prober.h"
 
 /* Observe in two halves (mt_rpc_call_start/finish): the agent builds the
  * desired state while mt-fastpath reads the kernel, each on its own core. */
@@ -159,6 +160,7 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 	struct mt_fw_desired *want = NULL;
 	Mt__Rpc__ApplyReply *ar = NULL;
 	struct mt_diff_scope dscope = { 0 };
+	struct mt_desired_penalties pen = { 0 };
 	struct mt_rpc_status st;
 	size_t n_configs;
 	int r, failed = 0;
@@ -190,10 +192,26 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 		configs[n_configs] = e->config;
 		memos[n_configs++] = &e->memo;
 	}
-	r = mt_desired_build_memo(&a->metal, configs, memos, n_configs, want,
-				  desired);
+	/* A restarted agent first reads the penalties the kernel's routes
+	 * carry (agent_health_seed), so this reconcile keeps them: it must
+	 * wait for the observation before it builds. */
+	if (a->prober && !a->health_seeded && scope->full) {
+		r = observe_finish(a, &observed);
+		if (r < 0)
+			goto out;
+		agent_health_seed(a, observed);
+	}
+	if (a->prober) {
+		if (scope->full)
+			prober_snapshot(a->prober, NULL);
+		for (size_t i = 0; !scope->full && i < scope->n; i++)
+			prober_snapshot(a->prober, scope->owners[i]);
+		pen = prober_snapshot_penalties(a->prober);
+	}
+	r = mt_desired_build_health(&a->metal, configs, memos, n_configs, want,
+				    a->prober ? &pen : NULL, desired);
 	t_built = mt_monotonic_us();
-	{
+	if (!observed) {
 		/* the answer is collected even when the build failed: the
 		 * REQ socket holds it until then */
 		int o = observe_finish(a, &observed);
@@ -249,6 +267,7 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 		}
 		a->kernel_writes += ar->kernel_writes;
 		failed = (int)ar->failed;
+
 		for (size_t i = 0; i < ar->n_results && i < plan->n_ops; i++) {
 			char what[256];
 
@@ -263,6 +282,11 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 		mt_fw_lists_abort(a->fw_lists); /* dry run, or nothing to apply */
 	t_apply = mt_monotonic_us();
 	if (!dry_run) {
+		/* the penalties this plan carried are the kernel's now */
+		if (a->prober && scope->full)
+			prober_commit(a->prober, NULL);
+		for (size_t i = 0; a->prober && !scope->full && i < scope->n; i++)
+			prober_commit(a->prober, scope->owners[i]);
 		a->reconciles++;
 		record_outcome(a, scope, plan, ar);
 		if (plan->n_ops)

@@ -110,6 +110,8 @@ origin_tunnel() { # NAME REMOTE INNER [key=K]
 	setup L up "$O1" "$name" 198.18.21.2 "$remote" uplink=eth0 "$@"
 	setup ip -n "$O1" addr add "$inner" dev "$name"
 	setup in_ns "$O1" sysctl -qw "net.ipv4.conf.$name.rp_filter=0"
+	# reply-style health probes come from the router's own inner address
+	setup in_ns "$O1" sysctl -qw "net.ipv4.conf.$name.accept_local=1"
 }
 origin_tunnel racme 192.0.2.1 10.1.1.1/31
 origin_tunnel rglobex 192.0.2.2 10.2.1.1/31 key=7

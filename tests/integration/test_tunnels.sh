@@ -150,6 +150,8 @@ origin_tunnel() { # NS NAME LOCAL REMOTE INNER [key=K]
 	setup in_ns "$ns" ethtool -K eth0 tx off
 	setup ip -n "$ns" addr add "$inner" dev "$name"
 	setup in_ns "$ns" sysctl -qw "net.ipv4.conf.$name.rp_filter=0"
+	# reply-style health probes come from the router's own inner address
+	setup in_ns "$ns" sysctl -qw "net.ipv4.conf.$name.accept_local=1"
 }
 origin_tunnel "$O1" rgre1 198.18.21.2 192.0.2.1 10.1.1.1/31
 origin_tunnel "$O2" rgre2 198.18.22.2 192.0.2.1 10.1.2.1/31
