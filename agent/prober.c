@@ -931,6 +931,8 @@ int prober_new(const struct mt_metal *m, struct prober **out)
 	if (r < 0)
 		goto fail;
 	p->thread_started = true;
+	/* named, so its CPU can be read apart (tests/bench/health) */
+	pthread_setname_np(p->thread, "mt-prober");
 	*out = p;
 	return 0;
 fail:

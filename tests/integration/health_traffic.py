@@ -102,7 +102,8 @@ def cmd_stream(dst, port, pps, seconds):
 
 def cmd_stream_sink(port, outfile):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.IPPROTO_IP, socket.IP_PKTINFO, 1)
+    IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # linux/in.h
+    s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
     s.bind(("0.0.0.0", int(port)))
     with open(outfile, "a", buffering=1) as f:
         while True:
@@ -110,7 +111,7 @@ def cmd_stream_sink(port, outfile):
             now = time.time_ns()
             ifindex = 0
             for level, typ, val in anc:
-                if level == socket.IPPROTO_IP and typ == socket.IP_PKTINFO:
+                if level == socket.IPPROTO_IP and typ == IP_PKTINFO:
                     ifindex = struct.unpack("I", val[:4])[0]
             if len(data) >= 16:
                 seq, sent = struct.unpack("!QQ", data[:16])
