@@ -41,8 +41,9 @@ void mt_probe_sock_close(struct mt_probe_sock *ps);
 /* The receive socket, for poll/epoll. */
 int mt_probe_sock_fd(const struct mt_probe_sock *ps);
 
-/* Sends n probes, sendmmsg by batches. Returns how many were handed to the
- * kernel (each v[i].err set), or -errno when none could be. */
+/* Sends n probes, sendmmsg by batches. Returns n; each v[i].err is 0 or
+ * the errno its send failed with (the caller counts that probe as failed:
+ * a tunnel whose router is unreachable from here is not healthy). */
 int mt_probe_sock_send(struct mt_probe_sock *ps, struct mt_probe_tx *v,
 		       size_t n);
 /* Reads up to n pending probe replies (recvmmsg, non-blocking); what is

@@ -294,6 +294,51 @@ grep -q "starts down" "$T_DIR/agent.log" && ok "agent log: tunnel acme/gre1 star
 mend_o1
 tcheck "and recovers after the restart" wait_for 20 metric_is 203.0.113.0/25 gre1 100
 
+# ---- a store outage: probes and steering go on ---------------------------
+# The agent on an etcd store (issue 6's backend), then etcd frozen
+# (SIGSTOP: connections hang, as with a partition): a cut tunnel is still
+# steered around and mended, and the agent still answers.
+if command -v etcd >/dev/null && command -v etcdctl >/dev/null; then
+	eport=$((20000 + $$ % 10000))
+	in_metal etcd --name ht --data-dir "$T_DIR/etcd" \
+		--listen-client-urls "http://127.0.0.1:$eport" \
+		--advertise-client-urls "http://127.0.0.1:$eport" \
+		--listen-peer-urls "http://127.0.0.1:$((eport + 1))" \
+		--initial-advertise-peer-urls "http://127.0.0.1:$((eport + 1))" \
+		--initial-cluster "ht=http://127.0.0.1:$((eport + 1))" \
+		>"$T_DIR/etcd.log" 2>&1 &
+	ETCD_PID=$!
+	BG+=("$ETCD_PID")
+	etcd_up() { in_metal etcdctl --endpoints "127.0.0.1:$eport" endpoint health >/dev/null 2>&1; }
+	if ! wait_for 20 etcd_up; then
+		fail "etcd did not start (see etcd.log)"
+	else
+		ES="etcd://127.0.0.1:$eport/mt-ht/"
+		stop_pid "$T_AGENT_PID"
+		nsenter --net="/run/netns/$T_METAL" "$MT_AGENT" -c "$T_METAL_JSON" \
+			-s "$ES" -l "lmdb:$T_DIR/etcd-lkg" >>"$T_DIR/agent.log" 2>&1 &
+		T_AGENT_PID=$!
+		wait_for 10 mtctl status >/dev/null
+		acme_json >"$T_DIR/acme.json"
+		tcheck "the agent on etcd takes acme" mtctl put "$T_DIR/acme.json"
+		tcheck "acme in etcd (etcdctl)" sh -c "nsenter --net=/run/netns/$T_METAL etcdctl --endpoints 127.0.0.1:$eport get --prefix /mt-ht/ --keys-only | grep -q customers/1"
+		wait_for 15 metric_is 203.0.113.0/25 gre1 100
+		wait_for 15 ok_gt gre1 10
+		kill -STOP "$ETCD_PID"
+		cut_o1
+		tcheck "etcd frozen: gre1 still goes down and its route moves" \
+			wait_for 5 metric_is 203.0.113.0/25 gre1 1000100
+		mend_o1
+		tcheck "etcd frozen: gre1 recovers after the hysteresis" \
+			wait_for 20 metric_is 203.0.113.0/25 gre1 100
+		tcheck "etcd frozen: mtctl tunnels still answers" \
+			sh -c "'$MTCTL' -i '$T_INST' tunnels acme >/dev/null"
+		kill -CONT "$ETCD_PID"
+	fi
+else
+	fail "etcd is not installed (deploy/install-deps.sh): the store outage check cannot run"
+fi
+
 # ---- bad health-check configs: refused, nothing changes ------------------
 before=$(ip -n "$ACME" -json route show table 2001 | jq -c 'sort_by(.dst, .metric)')
 bad() { # DESC HEALTH_JSON WANT
