@@ -18,6 +18,7 @@
 #include "mt_log.h"
 #include "mt_time.h"
 #include "prober.h"
+#include "metrics.h"
 
 #define PING_INTERVAL_MS 1000
 #define PING_TIMEOUT_MS 1000
@@ -33,6 +34,8 @@ static void usage(FILE *f)
 		"  -s, --store URL     config store: lmdb:PATH (default lmdb:%s/<instance>)\n"
 		"  -l, --lkg URL       last-known-good copy on this metal (default: the store\n"
 		"                      URL + \".lkg\")\n"
+		"  -m, --metrics ADDR  serve Prometheus metrics on ADDR (IP:PORT,\n"
+		"                      e.g. 127.0.0.1:9464; default: none)\n"
 		"  -v, --verbose       debug logging\n",
 		DEFAULT_STORE_ROOT);
 }
@@ -127,12 +130,14 @@ int main(int argc, char **argv)
 		{ "instance", required_argument, NULL, 'i' },
 		{ "store", required_argument, NULL, 's' },
 		{ "lkg", required_argument, NULL, 'l' },
+		{ "metrics", required_argument, NULL, 'm' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *config = NULL, *instance = NULL, *store_url = NULL;
-	const char *lkg_url = NULL;
+	const char *lkg_url = NULL, *metrics_addr = NULL;
+	struct agent_metrics *metrics = NULL;
 	static struct agent agent;
 	struct agent *a = &agent;
 	char url[300], err[512];
@@ -142,7 +147,7 @@ int main(int argc, char **argv)
 	uint64_t next_ping = 0;
 
 	mt_log_init("mt-agent", MT_LOG_INFO);
-	while ((o = getopt_long(argc, argv, "c:i:s:l:vh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "c:i:s:l:m:vh", opts, NULL)) != -1) {
 		switch (o) {
 		case 'c':
 			config = optarg;
@@ -155,6 +160,9 @@ int main(int argc, char **argv)
 			break;
 		case 'l':
 			lkg_url = optarg;
+			break;
+		case 'm':
+			metrics_addr = optarg;
 			break;
 		case 'v':
 			mt_log_init("mt-agent", MT_LOG_DEBUG);
@@ -260,6 +268,15 @@ int main(int argc, char **argv)
 		mt_err("tunnel prober: %s", strerror(-r));
 		return 1;
 	}
+	if (metrics_addr) {
+		r = agent_metrics_open(a, metrics_addr, &metrics, err,
+				       sizeof(err));
+		if (r < 0) {
+			mt_err("metrics: %s", err);
+			return 1;
+		}
+		mt_info("metrics on http://%s/metrics", metrics_addr);
+	}
 	r = agent_load_lkg(a);
 	if (r < 0)
 		mt_err("last-known-good copy %s: %s", a->lkg_url, strerror(-r));
@@ -276,12 +293,14 @@ int main(int argc, char **argv)
 		(unsigned long)a->store_revision, a->n_customers);
 
 	while (running) {
-		struct pollfd fds[5] = {
+		struct pollfd fds[6] = {
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = mt_rpc_server_fd(a->api), .events = POLLIN },
 			{ .fd = wfd, .events = POLLIN },
 			{ .fd = mt_rpc_sub_fd(a->events), .events = POLLIN },
 			{ .fd = prober_fd(a->prober), .events = POLLIN },
+			{ .fd = metrics ? agent_metrics_fd(metrics) : -1,
+			  .events = POLLIN },
 		};
 		uint64_t now = mt_monotonic_ms();
 		int timeout;
@@ -354,8 +373,11 @@ int main(int argc, char **argv)
 		/* the fast loop: paused or not, store or not */
 		if (fds[4].revents & POLLIN)
 			agent_health_apply(a);
+		if (fds[5].revents & POLLIN)
+			agent_metrics_process(metrics);
 	}
 
+	agent_metrics_free(metrics);
 	prober_free(a->prober);
 	mt_rpc_server_close(a->api);
 	mt_rpc_sub_close(a->events);

@@ -40,6 +40,7 @@ struct tunnel {
 	uint32_t seq;
 	uint32_t current, snapshot, applied; /* penalties */
 	uint64_t transitions;
+	uint64_t transitions_to[3]; /* into healthy, degraded, down */
 	uint64_t hist_real_ms[MT_HEALTH_HISTORY]; /* wall clock of h's history */
 	size_t heap_pos; /* SIZE_MAX: not in the heap */
 	uint64_t due_ms; /* cached compute_due(), while in the heap */
@@ -186,6 +187,7 @@ static void transition(struct prober *p, struct tunnel *t, uint64_t now_ms)
 			sizeof(t->hist_real_ms) - sizeof(t->hist_real_ms[0]));
 		t->hist_real_ms[0] = mt_realtime_ms() - (now_ms - tr.at_ms);
 		p->st.transitions[tr.to]++;
+		t->transitions_to[tr.to]++;
 		mt_info("tunnel %s/%s: %s -> %s (loss %.3f%%, penalty %u)",
 			t->cust->name, t->name, state_name(tr.from),
 			state_name(tr.to),
@@ -604,6 +606,8 @@ static int update_customer(struct prober *p, struct customer *c,
 			t->seq = was->seq;
 			t->current = was->current;
 			t->transitions = was->transitions;
+			memcpy(t->transitions_to, was->transitions_to,
+			       sizeof(t->transitions_to));
 			memcpy(t->hist_real_ms, was->hist_real_ms,
 			       sizeof(t->hist_real_ms));
 		} else {
@@ -955,6 +959,39 @@ void prober_stats(struct prober *p, struct prober_stats *out)
 			out->ok += t->h.probes_ok;
 			out->failed += t->h.probes_failed;
 		}
+	pthread_mutex_unlock(&p->lock);
+}
+
+void prober_foreach(struct prober *p,
+		    void (*fn)(const struct prober_tunnel_view *v, void *ctx),
+		    void *ctx)
+{
+	uint64_t now = mt_monotonic_ms();
+
+	pthread_mutex_lock(&p->lock);
+	for (size_t i = 0; i < p->n_customers; i++) {
+		const struct customer *c = p->customers[i];
+
+		for (size_t j = 0; j < c->n_tunnels; j++) {
+			const struct tunnel *t = c->tunnels[j];
+			struct prober_tunnel_view v = {
+				.customer = c->name,
+				.tunnel = t->name,
+				.probed = t->probed,
+				.state = mt_health_state(&t->h),
+				.penalty = t->applied,
+				.loss_ppm = mt_health_loss_ppm(&t->h, now),
+				.rtt_us = mt_health_last_rtt_us(&t->h),
+				.sent = t->h.probes_sent,
+				.ok = t->h.probes_ok,
+				.failed = t->h.probes_failed,
+			};
+
+			memcpy(v.transitions_to, t->transitions_to,
+			       sizeof(v.transitions_to));
+			fn(&v, ctx);
+		}
+	}
 	pthread_mutex_unlock(&p->lock);
 }
 

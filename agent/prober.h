@@ -76,6 +76,23 @@ struct mt_desired_penalties prober_applied_penalties(struct prober *p);
 Mt__Rpc__TunnelHealth *prober_health(struct prober *p, const char *customer,
 				     const char *tunnel);
 
+/* One tunnel as the metrics see it (prober_foreach). */
+struct prober_tunnel_view {
+	const char *customer, *tunnel;
+	bool probed;
+	enum mt_health_state state;
+	uint32_t penalty; /* applied */
+	uint32_t loss_ppm, rtt_us;
+	uint64_t sent, ok, failed;
+	uint64_t transitions_to[3]; /* into healthy, degraded, down */
+};
+
+/* Calls fn for every tunnel, under the prober's lock (fn must not call
+ * back into the prober). */
+void prober_foreach(struct prober *p,
+		    void (*fn)(const struct prober_tunnel_view *v, void *ctx),
+		    void *ctx);
+
 struct prober_stats {
 	uint64_t tunnels, probed, sockets;
 	uint64_t sent, ok, failed, send_errors, late_replies;

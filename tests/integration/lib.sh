@@ -90,8 +90,9 @@ start_fastpath() {
 }
 
 start_agent() {
+	# shellcheck disable=SC2086 # T_AGENT_ARGS: extra words on purpose
 	nsenter --net="/run/netns/$T_METAL" "$MT_AGENT" -c "$T_METAL_JSON" \
-		-s "$T_STORE" >>"$T_DIR/agent.log" 2>&1 &
+		-s "$T_STORE" ${T_AGENT_ARGS:-} >>"$T_DIR/agent.log" 2>&1 &
 	T_AGENT_PID=$!
 	wait_for 5 mtctl status >/dev/null
 }

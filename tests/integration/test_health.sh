@@ -27,7 +27,7 @@ T_HERE=$(cd "$(dirname "$0")" && pwd)
 . "$T_HERE/lib.sh"
 
 PY=/usr/bin/python3
-for tool in curl jq nft; do
+for tool in curl jq nft prometheus; do
 	if ! command -v "$tool" >/dev/null; then
 		echo "SKIP: $tool not installed (deploy/install-deps.sh)"
 		exit 77
@@ -211,7 +211,32 @@ state_is() { [ "$(state "$1")" = "$2" ]; }
 interval_is() { [ "$(health_field "$1" intervalMs)" = "$2" ]; }
 metric_is() { [ "$(metric "$1" "$2")" = "$3" ]; }
 
+# mt-agent's metrics, scraped by a real Prometheus (both in the metal's
+# namespace, on its loopback)
+MPORT=$((30000 + $$ % 10000))
+PPORT=$((MPORT + 1))
+T_AGENT_ARGS="-m 127.0.0.1:$MPORT"
 start_daemons || { echo "setup failed: daemons"; exit 1; }
+cat >"$T_DIR/prometheus.yml" <<YML
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: mt-agent
+    static_configs: [{targets: ["127.0.0.1:$MPORT"]}]
+YML
+in_metal prometheus --config.file="$T_DIR/prometheus.yml" \
+	--storage.tsdb.path="$T_DIR/tsdb" --web.listen-address="127.0.0.1:$PPORT" \
+	>"$T_DIR/prometheus.log" 2>&1 &
+BG+=($!)
+# promql QUERY: the first sample's value of an instant query ("" if none)
+promql() {
+	in_metal curl -s -G "http://127.0.0.1:$PPORT/api/v1/query" --data-urlencode "query=$1" |
+		jq -r '.data.result[0].value[1] // ""'
+}
+prom_at_least() { # QUERY MIN
+	local v
+	v=$(promql "$1")
+	[ -n "$v" ] && awk -v v="$v" -v m="$2" 'BEGIN { exit !(v + 0 >= m + 0) }'
+}
 acme_json >"$T_DIR/acme.json"
 setup mtctl put "$T_DIR/acme.json" >/dev/null
 
@@ -249,6 +274,12 @@ tcheck "gre1 goes down after the cut" wait_for 5 state_is gre1 down
 down_ms=$((($(date +%s%N) - cut_at) / 1000000))
 tcheck "kernel: gre1's route moves to 1000100, gre2 (200) carries 203.0.113.0/25 (${down_ms} ms after the cut, by polling)" \
 	sh -c "[ '$(metric 203.0.113.0/25 gre1)' = 1000100 ] && [ '$(metric 203.0.113.0/25 gre2)' = 200 ]"
+tcheck "Prometheus scraped the transition: mt_tunnel_transitions_total{tunnel=gre1,to=down} >= 1" \
+	wait_for 20 prom_at_least 'mt_tunnel_transitions_total{customer="acme",tunnel="gre1",to="down"}' 1
+tcheck "Prometheus: mt_tunnel_state of gre1 is 2 (down)" \
+	wait_for 5 prom_at_least 'mt_tunnel_state{customer="acme",tunnel="gre1"}' 2
+tcheck "Prometheus: mt_health_plans_total >= 1" \
+	wait_for 5 prom_at_least 'mt_health_plans_total' 1
 wait "$up_pid"
 up_rc=$?
 tcheck "the TCP upload completed intact across the failover: $(cat "$T_DIR/upload.json")" \
@@ -316,7 +347,7 @@ if command -v etcd >/dev/null && command -v etcdctl >/dev/null; then
 		ES="etcd://127.0.0.1:$eport/mt-ht/"
 		stop_pid "$T_AGENT_PID"
 		nsenter --net="/run/netns/$T_METAL" "$MT_AGENT" -c "$T_METAL_JSON" \
-			-s "$ES" -l "lmdb:$T_DIR/etcd-lkg" >>"$T_DIR/agent.log" 2>&1 &
+			-s "$ES" -l "lmdb:$T_DIR/etcd-lkg" $T_AGENT_ARGS >>"$T_DIR/agent.log" 2>&1 &
 		T_AGENT_PID=$!
 		wait_for 10 mtctl status >/dev/null
 		acme_json >"$T_DIR/acme.json"
