@@ -33,11 +33,11 @@ static void usage(FILE *f)
 		"  -i, --instance NAME instance name (overrides the config file)\n"
 		"  -s, --store URL     config store: lmdb:PATH (default lmdb:%s/<instance>)\n"
 		"  -l, --lkg URL       last-known-good copy on this metal (default: the store\n"
-		"                      URL + \".lkg\")\n"
+		"                      URL + \".lkg\"; lmdb:%s/<instance>.lkg for etcd)\n"
 		"  -m, --metrics ADDR  serve Prometheus metrics on ADDR (IP:PORT,\n"
 		"                      e.g. 127.0.0.1:9464; default: none)\n"
 		"  -v, --verbose       debug logging\n",
-		DEFAULT_STORE_ROOT);
+		DEFAULT_STORE_ROOT, DEFAULT_STORE_ROOT);
 }
 
 static void ping_fastpath(struct agent *a)
@@ -208,8 +208,14 @@ int main(int argc, char **argv)
 		mt_err("last-known-good URL too long");
 		return 2;
 	}
-	snprintf(a->lkg_url, sizeof(a->lkg_url), "%s%s",
-		 lkg_url ? lkg_url : a->store_url, lkg_url ? "" : ".lkg");
+	if (lkg_url)
+		snprintf(a->lkg_url, sizeof(a->lkg_url), "%s", lkg_url);
+	else if (strncmp(a->store_url, "etcd://", 7) == 0)
+		/* the copy must be on this metal's own disk */
+		snprintf(a->lkg_url, sizeof(a->lkg_url),
+			 "lmdb:" DEFAULT_STORE_ROOT "/%.8s.lkg", a->metal.instance);
+	else
+		snprintf(a->lkg_url, sizeof(a->lkg_url), "%s.lkg", a->store_url);
 	a->rpc_timeout_ms = 10000;
 	a->started_ms = mt_realtime_ms();
 
@@ -353,7 +359,14 @@ int main(int argc, char **argv)
 		if ((fds[2].revents & POLLIN) || recheck) {
 			uint64_t before = a->store_revision;
 
-			mt_store_watch_drain(a->store);
+			if (mt_store_watch_drain(a->store) == -ESTALE) {
+				/* etcd compacted the history the watch needed:
+				 * read every customer again, reconcile all */
+				mt_warn("store %s: the watch lost history (compaction): full resync",
+					a->store_url);
+				a->store_revision = 0;
+				a->pending.full = true;
+			}
 			r = agent_load_store(a);
 			if (r < 0)
 				mt_warn("store %s: %s", a->store_url,

@@ -1,4 +1,7 @@
-/* The embedded LMDB config store (see mt_store.h and docs/store.md).
+/* The config store (see mt_store.h and docs/store.md): the backend
+ * dispatch and the embedded LMDB store. An etcd:// handle carries an
+ * mt_etcd (lib/mt_etcd.c) and every call goes there; the rest of this file
+ * is the LMDB store.
  *
  * Layout: two named databases in one environment.
  *   "kv"   key bytes (no NUL) -> 8-byte little-endian mod_rev + value bytes
@@ -8,6 +11,7 @@
  */
 #include "mt_store.h"
 #include "mt_cleanup.h"
+#include "mt_etcd.h"
 #include "mt_log.h"
 #include "mt_time.h"
 
@@ -55,6 +59,7 @@ struct mt_env {
 };
 
 struct mt_store {
+	struct mt_etcd *etcd; /* an etcd:// store: everything else is unused */
 	struct mt_env *e;
 	unsigned flags;
 	char *dir;
@@ -304,6 +309,8 @@ int mt_store_txn(struct mt_store *s, const struct mt_store_op *ops, size_t n,
 {
 	struct mt_env *e = s->e;
 
+	if (s->etcd)
+		return mt_etcd_txn(s->etcd, ops, n, expect_rev, rev_out);
 	if (s->flags & MT_STORE_READONLY)
 		return -EROFS;
 	if (n && !ops)
@@ -370,8 +377,11 @@ int mt_store_delete(struct mt_store *s, const char *key, uint64_t *rev_out)
 int mt_store_revision(struct mt_store *s, uint64_t *rev)
 {
 	MDB_txn *txn;
-	int r = txn_begin(s->e, MDB_RDONLY, &txn);
+	int r;
 
+	if (s->etcd)
+		return mt_etcd_revision(s->etcd, rev);
+	r = txn_begin(s->e, MDB_RDONLY, &txn);
 	if (r)
 		return r;
 	r = read_revision(s->e, txn, rev);
@@ -409,8 +419,11 @@ int mt_store_get(struct mt_store *s, const char *key, void **val, size_t *len,
 {
 	MDB_txn *txn;
 	MDB_val k, v;
-	int r = check_key(key, &k);
+	int r;
 
+	if (s->etcd)
+		return mt_etcd_get(s->etcd, key, val, len, mod_rev);
+	r = check_key(key, &k);
 	if (r)
 		return r;
 	r = txn_begin(s->e, MDB_RDONLY, &txn);
@@ -452,6 +465,9 @@ int mt_store_range_since(struct mt_store *s, const char *prefix,
 	uint64_t snap_rev;
 	int r, rc;
 
+	if (s->etcd)
+		return mt_etcd_range_since(s->etcd, prefix, after_rev, kvs, n,
+					   rev);
 	*kvs = NULL;
 	*n = 0;
 	if (plen > MT_STORE_KEY_MAX)
@@ -619,7 +635,8 @@ static int url_path(const char *url, const char **path, char *err,
 	} else if (colon && strspn(url, "abcdefghijklmnopqrstuvwxyz0123456789+.-") ==
 				    (size_t)(colon - url)) {
 		seterr(err, errlen,
-		       "store url %s: unsupported scheme (expected lmdb:/path)",
+		       "store url %s: unsupported scheme (expected lmdb:/path "
+		       "or etcd://host:port/prefix)",
 		       url);
 		return -EPROTONOSUPPORT;
 	} else {
@@ -643,6 +660,18 @@ int mt_store_open(const char *url, unsigned flags, struct mt_store **out,
 
 	*out = NULL;
 	seterr(err, errlen, "%s", "");
+	if (url && !strncmp(url, "etcd://", 7)) {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return -ENOMEM;
+		s->flags = flags;
+		s->watch_fd = -1;
+		r = mt_etcd_open(url, flags, &s->etcd, err, errlen);
+		if (r < 0)
+			return r;
+		*out = MT_TAKE_PTR(s);
+		return 0;
+	}
 	r = url_path(url ? url : "", &path, err, errlen);
 	if (r)
 		return r;
@@ -726,6 +755,11 @@ void mt_store_close(struct mt_store *s)
 
 	if (!s)
 		return;
+	if (s->etcd) {
+		mt_etcd_close(s->etcd);
+		free(s);
+		return;
+	}
 	if (s->watch_fd >= 0)
 		close(s->watch_fd);
 	pthread_mutex_lock(&envs_lock);
@@ -751,15 +785,29 @@ void mt_store_close(struct mt_store *s)
 
 const char *mt_store_path(const struct mt_store *s)
 {
-	return s->dir;
+	return s->etcd ? mt_etcd_url(s->etcd) : s->dir;
+}
+
+const char *mt_store_last_error(const struct mt_store *s)
+{
+	return s->etcd ? mt_etcd_last_error(s->etcd) : "";
 }
 
 /* ---- change notification ---- */
+
+int mt_store_watch_open_at(struct mt_store *s, uint64_t after_rev)
+{
+	if (s->etcd)
+		return mt_etcd_watch_open(s->etcd, after_rev);
+	return mt_store_watch_open(s);
+}
 
 int mt_store_watch_open(struct mt_store *s)
 {
 	int fd, r;
 
+	if (s->etcd)
+		return mt_etcd_watch_open(s->etcd, 0);
 	pthread_mutex_lock(&s->watch_lock);
 	if (s->watch_fd >= 0) {
 		fd = s->watch_fd;
@@ -791,6 +839,8 @@ int mt_store_watch_drain(struct mt_store *s)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
 
+	if (s->etcd)
+		return mt_etcd_watch_drain(s->etcd);
 	if (s->watch_fd < 0)
 		return -EBADF;
 	for (;;) {
@@ -810,8 +860,11 @@ int mt_store_wait_revision(struct mt_store *s, uint64_t after,
 			   unsigned timeout_ms, uint64_t *rev)
 {
 	uint64_t deadline = mt_monotonic_ms() + timeout_ms, cur = 0;
-	int fd = mt_store_watch_open(s), retries = 0;
+	int fd, retries = 0;
 
+	if (s->etcd)
+		return mt_etcd_wait_revision(s->etcd, after, timeout_ms, rev);
+	fd = mt_store_watch_open(s);
 	if (fd < 0)
 		return fd;
 	for (;;) {

@@ -1,7 +1,12 @@
-/* The embedded config store: an LMDB environment (a directory) holding
- * string keys -> byte values, with a store revision that every committed
- * write transaction bumps by one (docs/store.md).
+/* The config store: string keys -> byte values, with a store revision
+ * that every committed write transaction bumps (docs/store.md). Two
+ * backends behind one API, picked by mt_store_open() from the URL:
  *
+ *   lmdb:PATH, lmdb://PATH or a plain path: the embedded LMDB store below.
+ *   etcd://HOST:PORT[,HOST:PORT...][/PREFIX][?OPTIONS]: an etcd cluster
+ *     (lib/mt_etcd.h, docs/store.md "The etcd backend").
+ *
+ * The embedded store is an LMDB environment (a directory):
  * - Each value records mod_rev, the store revision of the write that last
  *   modified it. A delete bumps the revision too.
  * - Several processes may open the same store at once (mtctl writes while
@@ -23,10 +28,15 @@
  * Keys: 1..MT_STORE_KEY_MAX bytes, no NUL; anything else is -EINVAL.
  * Errors: -errno. LMDB codes are mapped: not found -ENOENT, map full (after
  * growing to MT_STORE_MAP_MAX) -ENOSPC, readers table full -EBUSY,
- * corruption or version mismatch -EBADMSG.
+ * corruption or version mismatch -EBADMSG. etcd adds: -EMSGSIZE (a
+ * request over the cluster's size limit, refused before it is sent),
+ * -E2BIG (too many keys for one txn), -EHOSTUNREACH (no member answered),
+ * -ETIMEDOUT, -ESTALE (from mt_store_watch_drain: resync);
+ * mt_store_last_error() says what exactly failed.
  *
- * A handle may be used from several threads; do not use a handle in a child
- * after fork() (open a new one there).
+ * An LMDB handle may be used from several threads, an etcd handle from
+ * one (its watch thread is internal); do not use a handle in a child after
+ * fork() (open a new one there).
  */
 #ifndef MT_STORE_H
 #define MT_STORE_H
@@ -67,15 +77,21 @@ struct mt_store_op {
 };
 
 /* Opens (creating when missing, mode 0700, parents included) the store at
- * url: "lmdb:/path/dir", "lmdb:///path/dir" or a plain path. Other schemes
- * are -EPROTONOSUPPORT. With MT_STORE_READONLY the store must already
- * exist (-ENOENT). On failure err says why, naming the path. */
+ * url: "lmdb:/path/dir", "lmdb:///path/dir" or a plain path; or the etcd
+ * cluster of an "etcd://" url (no network traffic yet: a bad url is
+ * -EINVAL, an unreachable cluster shows on the first call). Other schemes
+ * are -EPROTONOSUPPORT. With MT_STORE_READONLY an LMDB store must already
+ * exist (-ENOENT); writes fail with -EROFS. On failure err says why, naming
+ * the path or the part of the url. */
 int mt_store_open(const char *url, unsigned flags, struct mt_store **out,
 		  char *err, size_t errlen);
 /* Closes the handle and its watch fd. Accepts NULL. */
 void mt_store_close(struct mt_store *s);
-/* The directory of the store. */
+/* The directory of the store (etcd: the normalised url). */
 const char *mt_store_path(const struct mt_store *s);
+/* What the last failed call on s failed on, in words ("" if none or not
+ * known: LMDB errors are all in their errno). */
+const char *mt_store_last_error(const struct mt_store *s);
 
 /* The current store revision (0 for a store never written). */
 int mt_store_revision(struct mt_store *s, uint64_t *rev);
@@ -116,9 +132,21 @@ int mt_store_txn(struct mt_store *s, const struct mt_store_op *ops, size_t n,
 		 uint64_t expect_rev, uint64_t *rev_out);
 
 /* An fd (owned by the handle, the same one on every call) that becomes
- * readable when the store may have changed. -errno on failure. */
+ * readable when the store may have changed. -errno on failure.
+ * etcd: starts the watch; from then on the handle's reads come from a
+ * local mirror kept current by the watch (they fail while no member is
+ * reachable). */
 int mt_store_watch_open(struct mt_store *s);
-/* Consumes the pending events on the watch fd (never blocks). 0 or -errno. */
+/* mt_store_watch_open for a caller that has seen the store up to
+ * after_rev (0: none): etcd replays every change after it, or, when that
+ * history is compacted, resyncs and says so with -ESTALE from the next
+ * mt_store_watch_drain(). LMDB keeps no history: the same as
+ * mt_store_watch_open(). */
+int mt_store_watch_open_at(struct mt_store *s, uint64_t after_rev);
+/* Consumes the pending events on the watch fd (never blocks). 0 or -errno;
+ * etcd: -ESTALE (once, events consumed too) after the watch lost history
+ * to a compaction and the store was read again in full: the caller must
+ * treat its next read as a full resync (it is logged). */
 int mt_store_watch_drain(struct mt_store *s);
 /* Waits until the store revision is > after, polling the watch fd (no sleep
  * loops), for at most timeout_ms. 0 with *rev (may be NULL) the revision

@@ -260,7 +260,7 @@ static void test_reopen(void)
 			    sizeof(err)) == -ENOENT);
 	CHECK(s == NULL);
 	CHECK_CONTAINS(err, "missing");
-	CHECK(mt_store_open("etcd://127.0.0.1:2379", 0, &s, err, sizeof(err)) ==
+	CHECK(mt_store_open("zk://127.0.0.1:2181", 0, &s, err, sizeof(err)) ==
 	      -EPROTONOSUPPORT);
 	CHECK_CONTAINS(err, "unsupported scheme");
 	CHECK(mt_store_open("lmdb:", 0, &s, err, sizeof(err)) == -EINVAL);
