@@ -79,6 +79,7 @@ struct agent {
 	bool paused;
 	bool fastpath_up;
 	uint64_t fastpath_started_ms;
+	uint64_t fastpath_down_since_ms;  /* monotonic; 0 while it answers */
 	uint64_t started_ms;
 
 	uint64_t reconciles;

@@ -23,6 +23,7 @@
 #define PING_INTERVAL_MS 1000
 #define PING_TIMEOUT_MS 1000
 #define RETRY_INTERVAL_MS 200
+#define REDIAL_AFTER_MS 5000
 #define DEFAULT_STORE_ROOT "/var/lib/mt"
 
 static void usage(FILE *f)
@@ -53,12 +54,37 @@ static void ping_fastpath(struct agent *a)
 				FP_PING, &e.base, (ProtobufCMessage **)&reply,
 				PING_TIMEOUT_MS, NULL);
 	if (r < 0) {
-		if (a->fastpath_up)
+		uint64_t now = mt_monotonic_ms();
+
+		if (a->fastpath_up) {
 			mt_warn("mt-fastpath is not answering (%s): will reconcile when it is back",
 				strerror(-r));
+			a->fastpath_down_since_ms = now;
+		}
 		a->fastpath_up = false;
+		/* nng redials by itself, but a dial caught half way through
+		 * a fastpath restart can hang in its handshake for good (nng
+		 * 1.5.2): after a while with no pipe, start the socket over. */
+		if (!a->fastpath_down_since_ms)
+			a->fastpath_down_since_ms = now;
+		if (now - a->fastpath_down_since_ms >= REDIAL_AFTER_MS &&
+		    !mt_rpc_client_connected(a->fastpath)) {
+			char url[300];
+			struct mt_rpc_client *c = NULL;
+
+			mt_rpc_url(a->metal.instance, "fastpath", url, sizeof(url));
+			if (mt_rpc_client_open(url, &c) == 0) {
+				mt_debug("no connection to mt-fastpath for %lu ms: dialing %s afresh",
+					(unsigned long)(now - a->fastpath_down_since_ms),
+					url);
+				mt_rpc_client_close(a->fastpath);
+				a->fastpath = c;
+			}
+			a->fastpath_down_since_ms = now;
+		}
 		return;
 	}
+	a->fastpath_down_since_ms = 0;
 	if (!a->fastpath_up || reply->started_ms != a->fastpath_started_ms) {
 		mt_info("mt-fastpath is up (started %lu): full reconcile",
 			(unsigned long)reply->started_ms);

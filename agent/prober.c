@@ -778,7 +778,8 @@ void prober_seed(struct prober *p, const char *customer, const char *tunnel,
 				customer, tunnel, state_name(s), penalty);
 			mt_health_init(&t->h, &t->params,
 				       fnv(customer, tunnel) ^ p->seed, now, s);
-			heap_fix(p, t->heap_pos);
+			if (t->heap_pos != SIZE_MAX)
+				heap_fix(p, t->heap_pos);
 		}
 		t->current = mt_health_penalty(&t->h);
 		t->applied = t->snapshot = penalty;
