@@ -202,6 +202,29 @@ check "etcdctl: customers/2 is gone" [ "$(ekv "$KEY/2")" = absent ]
 check "a second delete finds nothing (exit 1)" \
 	bash -c "! '$MTCTL' --store '$URL' delete globex 2>/dev/null"
 
+# ---- the orchestrator example: a directory pushed in batches ----
+ORCH="$(dirname "${BASH_SOURCE[0]}")/../../deploy/orchestrator/push"
+mkdir -p "$T/fleet"
+python3 - "$T/fleet" <<'PY'
+import json, sys
+for i in range(100, 350):
+    json.dump({"id": i, "name": "f%d" % i,
+               "prefixes": ["11.%d.%d.0/24" % (i >> 8, i & 255)]},
+              open("%s/f%d.json" % (sys.argv[1], i), "w"))
+PY
+OPREFIX="/mt-orch-$$/"
+OURL="etcd://127.0.0.1:${CPORT[0]},127.0.0.1:${CPORT[1]},127.0.0.1:${CPORT[2]}$OPREFIX"
+check "deploy/orchestrator/push: 250 customers in batches of 100" \
+	env MTCTL="$MTCTL" "$ORCH" --batch 100 "$OURL" "$T/fleet"
+check "etcdctl: 250 customer keys under ${OPREFIX}v1/" \
+	[ "$(ectl get --prefix "${OPREFIX}v1/customers/" --keys-only | grep -c .)" = 250 ]
+check "written by 3 transactions (3 distinct mod_revisions)" \
+	[ "$(ectl get --prefix "${OPREFIX}v1/customers/" -w json | python3 -c 'import json,sys; print(len({k["mod_revision"] for k in json.load(sys.stdin)["kvs"]}))')" = 3 ]
+check "the values are protobuf (mtctl reads them back)" \
+	bash -c "'$MTCTL' --store '$OURL' -o json customers | python3 -c 'import json,sys; assert len(json.load(sys.stdin)[\"customers\"]) == 250'"
+check "push refuses a batch over etcd's limit before sending" \
+	bash -c "! env MTCTL='$MTCTL' '$ORCH' --batch 200 '$OURL' '$T/fleet' 2>/dev/null"
+
 # ---- txn atomicity and compare-and-swap, in-process ----
 
 ectl put "${PREFIX}outside" x >/dev/null
