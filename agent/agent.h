@@ -100,6 +100,10 @@ struct agent {
 	struct prober *prober;
 	bool health_seeded;
 	uint64_t health_plans, health_plan_failures;
+
+	/* The orchestrator's last heartbeat seen in the store (wall clock
+	 * ms, 0: none): its age is the replication lag (docs/store.md). */
+	uint64_t heartbeat_ms;
 };
 
 /* Methods of service Fastpath, by index (proto/rpc.proto order). */

@@ -95,6 +95,24 @@ static void ping_fastpath(struct agent *a)
 	protobuf_c_message_free_unpacked(&reply->base, NULL);
 }
 
+/* The orchestrator's heartbeat (store key "heartbeat": its wall clock in
+ * ms, as decimal text, written every second or so): how far behind the
+ * orchestrator this metal's view of the store is, for the metrics. */
+static void read_heartbeat(struct agent *a)
+{
+	void *v = NULL;
+	size_t len = 0;
+	char *end;
+	unsigned long long ms;
+
+	if (mt_store_get(a->store, MT_STORE_HEARTBEAT_KEY, &v, &len, NULL) < 0)
+		return;
+	ms = strtoull(v, &end, 10);
+	if (end != (char *)v && ms)
+		a->heartbeat_ms = ms;
+	free(v);
+}
+
 static void drain_events(struct agent *a)
 {
 	Mt__Rpc__KernelEvent *ev;
@@ -319,6 +337,7 @@ int main(int argc, char **argv)
 	if (r < 0)
 		mt_err("store %s: initial load failed: %s", a->store_url,
 		       strerror(-r));
+	read_heartbeat(a);
 	a->pending.full = true;
 	mt_info("instance %s: store %s (revision %lu, %zu customers)",
 		a->metal.instance, a->store_url,
@@ -397,6 +416,7 @@ int main(int argc, char **argv)
 			if (r < 0)
 				mt_warn("store %s: %s", a->store_url,
 					strerror(-r));
+			read_heartbeat(a);
 			/* A reader can see a commit slightly after the
 			 * writer's event: look again a few times. */
 			if ((fds[2].revents & POLLIN) &&

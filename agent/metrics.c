@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "agent.h"
 #include "mt_metrics.h"
@@ -21,6 +22,7 @@ enum fam {
 	F_RECONCILES,
 	F_KERNEL_WRITES,
 	F_DRIFT,
+	F_HEARTBEAT_AGE,
 	F_HEALTH_PLANS,
 	F_HEALTH_PLAN_FAILURES,
 	F_TUNNEL_STATE,
@@ -68,6 +70,9 @@ static const struct {
 			      "Kernel writes made by the agent's plans.", NULL },
 	[F_DRIFT] = { MT_METRICS_COUNTER, "mt_agent_drift_events_total",
 		      "Kernel drift events received from mt-fastpath.", NULL },
+	[F_HEARTBEAT_AGE] = { MT_METRICS_GAUGE, "mt_agent_heartbeat_age_seconds",
+			      "Age of the orchestrator's last heartbeat in the store: the replication lag (-1: none seen).",
+			      NULL },
 	[F_HEALTH_PLANS] = { MT_METRICS_COUNTER, "mt_health_plans_total",
 			     "Tiny plans applied for tunnel health changes.",
 			     NULL },
@@ -139,6 +144,17 @@ static void collect(struct mt_metrics *reg, void *ctx)
 	mt_metrics_counter_set(m->f[F_RECONCILES], (double)a->reconciles);
 	mt_metrics_counter_set(m->f[F_KERNEL_WRITES], (double)a->kernel_writes);
 	mt_metrics_counter_set(m->f[F_DRIFT], (double)a->drift_events);
+	{
+		struct timespec ts;
+		double now;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		now = ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+		mt_metrics_gauge_set(m->f[F_HEARTBEAT_AGE],
+				     a->heartbeat_ms ?
+					     (now - (double)a->heartbeat_ms) / 1e3 :
+					     -1);
+	}
 	mt_metrics_counter_set(m->f[F_HEALTH_PLANS], (double)a->health_plans);
 	mt_metrics_counter_set(m->f[F_HEALTH_PLAN_FAILURES],
 			       (double)a->health_plan_failures);

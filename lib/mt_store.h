@@ -157,6 +157,8 @@ int mt_store_wait_revision(struct mt_store *s, uint64_t after,
 /* ---- the customer schema: "customers/<id>" -> packed mt.config.Customer ---- */
 
 #define MT_STORE_CUSTOMERS_PREFIX "customers/"
+/* The orchestrator's heartbeat: its wall clock in ms, decimal text. */
+#define MT_STORE_HEARTBEAT_KEY "heartbeat"
 
 /* "customers/<id>" (decimal, no padding) in buf; returns buf. */
 char *mt_store_customer_key(uint32_t id, char *buf, size_t len);
