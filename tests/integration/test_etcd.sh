@@ -151,6 +151,16 @@ for c in 1 2 3; do
 	 "tunnelEndpoints": ["192.0.2.$c"]}
 	JSON
 done
+# c3 has a tunnel toward a router nobody answers for: its probes fail, and
+# keep going out, on every metal (health checking is the metal's own)
+cat >"$T/cust/c3.json" <<-JSON
+{"id": 3, "name": "c3", "prefixes": ["203.0.113.96/27"], "tunnelEndpoints": ["192.0.2.3"],
+ "tunnels": [{"name": "gre1", "edgeEndpoint": "192.0.2.3", "routerEndpoint": "198.51.100.77",
+              "innerAddress": "10.9.0.0/31"}]}
+JSON
+probes_sent() { # METAL
+	"$MTCTL" -i "e$1" -o json tunnels c3 2>/dev/null | jq -r '.tunnels[0].health.probesSent // "0"'
+}
 push_customers() { env MTCTL="$MTCTL" "$T_HERE/../../deploy/orchestrator/push" "$URL" "$T/cust" >/dev/null; }
 tcheck "orchestrator push of 3 customers into etcd" push_customers
 
@@ -190,6 +200,13 @@ EPID[1]= EPID[2]=
 tcheck "etcd all dead: every agent still answers (mtctl status)" \
 	sh -c "'$MTCTL' -i e1 status >/dev/null && '$MTCTL' -i e2 status >/dev/null && '$MTCTL' -i e3 status >/dev/null"
 tcheck "and the kernels keep their state" converged_with 4
+p0=(x "$(probes_sent 1)" "$(probes_sent 2)" "$(probes_sent 3)")
+sleep 2
+for i in 1 2 3; do
+	p1=$(probes_sent "$i")
+	tcheck "etcd all dead: metal e$i keeps health-checking (c3/gre1 probes ${p0[$i]} -> $p1, state $("$MTCTL" -i "e$i" -o json tunnels c3 | jq -r '.tunnels[0].health.state'))" \
+		test "$p1" -gt "${p0[$i]}"
+done
 stop_pid "${APID[3]}"
 start_agent 3
 tcheck "agent e3 restarted with etcd down converges from its last-known-good copy" \
