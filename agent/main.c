@@ -418,9 +418,12 @@ int main(int argc, char **argv)
 					strerror(-r));
 			read_heartbeat(a);
 			/* A reader can see a commit slightly after the
-			 * writer's event: look again a few times. */
-			if ((fds[2].revents & POLLIN) &&
-			    a->store_revision == before)
+			 * writer's event: look again a few times (not when
+			 * the store itself failed: its next event retries). */
+			if (r < 0)
+				recheck = 0;
+			else if ((fds[2].revents & POLLIN) &&
+				 a->store_revision == before)
 				recheck = 5;
 			else if (recheck && a->store_revision == before)
 				recheck--;
