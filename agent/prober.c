@@ -820,44 +820,55 @@ char **prober_take_changed(struct prober *p, size_t *n)
 	return v;
 }
 
+static void snapshot_one(struct customer *c)
+{
+	for (size_t j = 0; j < c->n_tunnels; j++)
+		c->tunnels[j]->snapshot = c->tunnels[j]->current;
+}
+
 void prober_snapshot(struct prober *p, const char *customer)
 {
 	pthread_mutex_lock(&p->lock);
-	for (size_t i = 0; i < p->n_customers; i++) {
-		struct customer *c = p->customers[i];
+	if (customer) {
+		struct customer *c = find_customer(p, customer);
 
-		if (customer && strcmp(c->name, customer))
-			continue;
-		for (size_t j = 0; j < c->n_tunnels; j++)
-			c->tunnels[j]->snapshot = c->tunnels[j]->current;
+		if (c)
+			snapshot_one(c);
+	} else {
+		for (size_t i = 0; i < p->n_customers; i++)
+			snapshot_one(p->customers[i]);
 	}
 	pthread_mutex_unlock(&p->lock);
+}
+
+static void commit_one(struct prober *p, struct customer *c)
+{
+	bool differs = false;
+
+	for (size_t j = 0; j < c->n_tunnels; j++) {
+		struct tunnel *t = c->tunnels[j];
+
+		t->applied = t->snapshot;
+		differs |= t->current != t->applied;
+	}
+	/* the state moved on while the plan was out: go again */
+	if (differs && !c->changed) {
+		c->changed = true;
+		notify_changed(p);
+	}
 }
 
 void prober_commit(struct prober *p, const char *customer)
 {
 	pthread_mutex_lock(&p->lock);
-	for (size_t i = 0; i < p->n_customers; i++) {
-		struct customer *c = p->customers[i];
-		bool differs = false;
+	if (customer) {
+		struct customer *c = find_customer(p, customer);
 
-		if (customer && strcmp(c->name, customer))
-			continue;
-		for (size_t j = 0; j < c->n_tunnels; j++) {
-			struct tunnel *t = c->tunnels[j];
-
-			t->applied = t->snapshot;
-			differs |= t->current != t->applied;
-		}
-		/* the state moved on while the plan was out: go again */
-		if (differs && !c->changed) {
-			uint64_t one = 1;
-
-			c->changed = true;
-			if (write(p->changed_fd, &one, sizeof(one)) < 0) {
-				/* saturated: readable anyway */
-			}
-		}
+		if (c)
+			commit_one(p, c);
+	} else {
+		for (size_t i = 0; i < p->n_customers; i++)
+			commit_one(p, p->customers[i]);
 	}
 	pthread_mutex_unlock(&p->lock);
 }
