@@ -5,6 +5,7 @@
  * with failover, the handle's calls, and the watch thread.
  */
 #include "mt_etcd.h"
+#include "mt_base64.h"
 #include "mt_cleanup.h"
 #include "mt_log.h"
 #include "mt_time.h"
@@ -333,102 +334,14 @@ void mt_etcd_url_fini(struct mt_etcd_url *u)
 	memset(u, 0, sizeof(*u));
 }
 
-/* ---- base64 ---- */
-
-static const char b64_chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-size_t mt_etcd_b64_len(size_t n)
-{
-	return (n + 2) / 3 * 4;
-}
-
-void mt_etcd_b64_encode(const void *in, size_t n, char *out)
-{
-	const uint8_t *b = in;
-	size_t i = 0;
-
-	for (; i + 2 < n; i += 3) {
-		uint32_t v =
-		    (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8 | b[i + 2];
-
-		*out++ = b64_chars[v >> 18];
-		*out++ = b64_chars[(v >> 12) & 63];
-		*out++ = b64_chars[(v >> 6) & 63];
-		*out++ = b64_chars[v & 63];
-	}
-	if (i < n) {
-		uint32_t v = (uint32_t)b[i] << 16;
-
-		if (i + 1 < n)
-			v |= (uint32_t)b[i + 1] << 8;
-		*out++ = b64_chars[v >> 18];
-		*out++ = b64_chars[(v >> 12) & 63];
-		*out++ = i + 1 < n ? b64_chars[(v >> 6) & 63] : '=';
-		*out++ = '=';
-	}
-	*out = '\0';
-}
-
-static int b64_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-int mt_etcd_b64_decode(const char *in, size_t n, void **out, size_t *outlen)
-{
-	size_t pad = 0, o = 0;
-	uint8_t *buf;
-
-	if (n % 4)
-		return -EINVAL;
-	if (n && in[n - 1] == '=')
-		pad = n >= 2 && in[n - 2] == '=' ? 2 : 1;
-	buf = malloc(n / 4 * 3 + 1);
-	if (!buf)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i += 4) {
-		uint32_t v = 0;
-
-		for (size_t j = 0; j < 4; j++) {
-			int d = b64_value(in[i + j]);
-
-			/* '=' only as the padding at the very end */
-			if (d < 0 && !(in[i + j] == '=' && i + j >= n - pad)) {
-				free(buf);
-				return -EINVAL;
-			}
-			v = v << 6 | (uint32_t)(d < 0 ? 0 : d);
-		}
-		buf[o++] = (uint8_t)(v >> 16);
-		buf[o++] = (uint8_t)(v >> 8);
-		buf[o++] = (uint8_t)v;
-	}
-	o -= pad;
-	buf[o] = '\0';
-	*out = buf;
-	*outlen = o;
-	return 0;
-}
-
 static json_t *b64_json(const void *p, size_t n)
 {
-	char *s = malloc(mt_etcd_b64_len(n) + 1);
+	char *s = malloc(mt_base64_len(n) + 1);
 	json_t *j;
 
 	if (!s)
 		return NULL;
-	mt_etcd_b64_encode(p, n, s);
+	mt_base64_encode(p, n, s);
 	j = json_string(s);
 	free(s);
 	return j;
@@ -879,7 +792,7 @@ static char *store_key_of(json_t *j, const char *data_key, bool *bad,
 	char *key;
 
 	*bad = false;
-	if (!s || mt_etcd_b64_decode(s, strlen(s), &k, &len) < 0) {
+	if (!s || mt_base64_decode(s, strlen(s), 0, &k, &len) < 0) {
 		*bad = true;
 		return NULL;
 	}
@@ -912,7 +825,7 @@ static int value_of(json_t *j, void **val, size_t *len)
 	const char *s = json_string_value(j);
 
 	/* an empty value is omitted from the answer */
-	return mt_etcd_b64_decode(s ? s : "", s ? strlen(s) : 0, val, len);
+	return mt_base64_decode(s ? s : "", s ? strlen(s) : 0, 0, val, len);
 }
 
 int mt_etcd_range_parse(json_t *resp, const char *data_key,

@@ -101,13 +101,6 @@ int mt_etcd_url_parse(const char *url, struct mt_etcd_url *u, char *err,
 		      size_t errlen);
 void mt_etcd_url_fini(struct mt_etcd_url *u);
 
-/* Standard base64 with padding. encode: out holds
- * mt_etcd_b64_len(n) + 1 bytes (NUL-terminated). decode: a malloc'd copy
- * followed by a NUL not counted in *outlen; -EINVAL on bad input. */
-size_t mt_etcd_b64_len(size_t n);
-void mt_etcd_b64_encode(const void *in, size_t n, char *out);
-int mt_etcd_b64_decode(const char *in, size_t n, void **out, size_t *outlen);
-
 /* "<prefix>v1/" key, malloc'd. */
 char *mt_etcd_data_key(const char *prefix, const char *key);
 /* The end of the range of keys starting with the len bytes at key, as

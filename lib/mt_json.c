@@ -1,6 +1,7 @@
 /* The proto3 JSON mapping, driven by protobuf-c descriptors (see mt_json.h
  * for the rules). */
 #include "mt_json.h"
+#include "mt_base64.h"
 #include "mt_cleanup.h"
 
 #include <errno.h>
@@ -55,81 +56,6 @@ static bool json_name_eq(const char *key, const char *proto_name)
 			return false;
 	}
 	return *k == '\0';
-}
-
-/* ---- base64 ---- */
-
-static const char b64_chars[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static char *b64_encode(const uint8_t *d, size_t len)
-{
-	char *out = malloc((len + 2) / 3 * 4 + 1), *o = out;
-
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < len; i += 3) {
-		uint32_t v = (uint32_t)d[i] << 16;
-
-		if (i + 1 < len)
-			v |= (uint32_t)d[i + 1] << 8;
-		if (i + 2 < len)
-			v |= d[i + 2];
-		*o++ = b64_chars[(v >> 18) & 63];
-		*o++ = b64_chars[(v >> 12) & 63];
-		*o++ = i + 1 < len ? b64_chars[(v >> 6) & 63] : '=';
-		*o++ = i + 2 < len ? b64_chars[v & 63] : '=';
-	}
-	*o = '\0';
-	return out;
-}
-
-static int b64_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+' || c == '-')
-		return 62;
-	if (c == '/' || c == '_')
-		return 63;
-	return -1;
-}
-
-/* Standard or URL-safe alphabet, padding optional. 0, -EINVAL, -ENOMEM. */
-static int b64_decode(const char *s, size_t len, uint8_t **out, size_t *outlen)
-{
-	uint32_t acc = 0;
-	size_t bits = 0, o = 0;
-	uint8_t *buf;
-
-	while (len && s[len - 1] == '=')
-		len--;
-	if (len % 4 == 1)
-		return -EINVAL;
-	buf = malloc(len / 4 * 3 + 3);
-	if (!buf)
-		return -ENOMEM;
-	for (size_t i = 0; i < len; i++) {
-		int v = b64_value(s[i]);
-
-		if (v < 0) {
-			free(buf);
-			return -EINVAL;
-		}
-		acc = acc << 6 | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			buf[o++] = (uint8_t)(acc >> bits);
-		}
-	}
-	*out = buf;
-	*outlen = o;
-	return 0;
 }
 
 /* ---- message -> JSON ---- */
@@ -282,7 +208,10 @@ static json_t *value_to_json(const ProtobufCFieldDescriptor *f, const void *p)
 		return string_to_json(*(char *const *)p);
 	case PROTOBUF_C_TYPE_BYTES: {
 		const ProtobufCBinaryData *b = p;
-		_cleanup_free_ char *s = b64_encode(b->data, b->len);
+		_cleanup_free_ char *s = malloc(mt_base64_len(b->len) + 1);
+
+		if (s)
+			mt_base64_encode(b->data, b->len, s);
 
 		return s ? json_string(s) : NULL;
 	}
@@ -772,15 +701,16 @@ static int value_from_json(struct jctx *c, const ProtobufCFieldDescriptor *f,
 	}
 	case PROTOBUF_C_TYPE_BYTES: {
 		ProtobufCBinaryData *b = dst;
-		uint8_t *data;
+		void *data;
 		size_t len;
 
 		if (!json_is_string(j))
 			return fail(c, -EINVAL,
 				    "expected a base64 string, got %s",
 				    jtype(j));
-		r = b64_decode(json_string_value(j), json_string_length(j),
-			       &data, &len);
+		r = mt_base64_decode(json_string_value(j),
+				     json_string_length(j), MT_BASE64_LENIENT,
+				     &data, &len);
 		if (r == -ENOMEM)
 			return fail(c, r, "out of memory");
 		if (r)

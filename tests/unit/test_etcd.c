@@ -10,6 +10,7 @@
  * from a compacted revision, calls while every member is down). It prints
  * "PASS what" or "FAIL what" per step and exits 1 on any failure. */
 #include "mt_cleanup.h"
+#include "mt_base64.h"
 #include "mt_etcd.h"
 #include "mt_store.h"
 #include "mt_test.h"
@@ -38,7 +39,7 @@ static char *unb64(json_t *j)
 	void *out = NULL;
 	size_t len;
 
-	if (!s || mt_etcd_b64_decode(s, strlen(s), &out, &len) < 0)
+	if (!s || mt_base64_decode(s, strlen(s), 0, &out, &len) < 0)
 		return NULL;
 	return out;
 }
@@ -180,11 +181,11 @@ static void test_base64(void)
 	size_t len;
 
 	for (size_t i = 0; i < MT_ARRAY_SIZE(vec); i++) {
-		mt_etcd_b64_encode(vec[i].in, strlen(vec[i].in), enc);
+		mt_base64_encode(vec[i].in, strlen(vec[i].in), enc);
 		CHECK_STR(enc, vec[i].out);
-		CHECK(mt_etcd_b64_len(strlen(vec[i].in)) == strlen(vec[i].out));
-		CHECK(mt_etcd_b64_decode(vec[i].out, strlen(vec[i].out), &out,
-					 &len) == 0);
+		CHECK(mt_base64_len(strlen(vec[i].in)) == strlen(vec[i].out));
+		CHECK(mt_base64_decode(vec[i].out, strlen(vec[i].out), 0,
+				       &out, &len) == 0);
 		CHECK(len == strlen(vec[i].in) && !memcmp(out, vec[i].in, len));
 		CHECK(((char *)out)[len] == '\0');
 		free(out);
@@ -195,15 +196,15 @@ static void test_base64(void)
 	for (size_t n = 250; n <= 256; n++) {
 		char big[400];
 
-		mt_etcd_b64_encode(bytes, n, big);
-		CHECK(mt_etcd_b64_decode(big, strlen(big), &out, &len) == 0);
+		mt_base64_encode(bytes, n, big);
+		CHECK(mt_base64_decode(big, strlen(big), 0, &out, &len) == 0);
 		CHECK(len == n && !memcmp(out, bytes, n));
 		free(out);
 	}
 	static const char *const bad[] = {
 	    "Zg=", "Z===", "Zm9v!A==", "Zg==Zg==", "=Zg=", "Zm 9"};
 	for (size_t i = 0; i < MT_ARRAY_SIZE(bad); i++)
-		CHECK(mt_etcd_b64_decode(bad[i], strlen(bad[i]), &out, &len) ==
+		CHECK(mt_base64_decode(bad[i], strlen(bad[i]), 0, &out, &len) ==
 		      -EINVAL);
 }
 
