@@ -85,7 +85,6 @@ struct prober {
 	uint64_t now_real_ns; /* CLOCK_REALTIME of this round: probes' send time */
 	uint32_t next_token;
 	uint64_t seed;
-	struct prober_stats st;
 };
 
 /* ---- the heap of due times ---- */
@@ -186,7 +185,6 @@ static void transition(struct prober *p, struct tunnel *t, uint64_t now_ms)
 		memmove(t->hist_real_ms + 1, t->hist_real_ms,
 			sizeof(t->hist_real_ms) - sizeof(t->hist_real_ms[0]));
 		t->hist_real_ms[0] = mt_realtime_ms() - (now_ms - tr.at_ms);
-		p->st.transitions[tr.to]++;
 		t->transitions_to[tr.to]++;
 		mt_info("tunnel %s/%s: %s -> %s (loss %.3f%%, penalty %u)",
 			t->cust->name, t->name, state_name(tr.from),
@@ -231,7 +229,6 @@ static void close_sock(struct prober *p, struct customer *c)
 	epoll_ctl(p->epfd, EPOLL_CTL_DEL, mt_probe_sock_fd(&c->sock), NULL);
 	mt_probe_sock_close(&c->sock);
 	c->sock_open = false;
-	p->st.sockets--;
 }
 
 static ino_t netns_ino(const char *netns)
@@ -281,7 +278,6 @@ static void check_sock(struct prober *p, struct customer *c, uint64_t now)
 	c->sock_open = true;
 	c->netns_ino = ino;
 	c->next_check_ms = now + NETNS_CHECK_MS;
-	p->st.sockets++;
 	for (size_t i = 0; i < c->n_tunnels; i++)
 		if (c->tunnels[i]->probed && c->tunnels[i]->heap_pos == SIZE_MAX)
 			heap_push(p, c->tunnels[i]);
@@ -301,7 +297,6 @@ static void flush_tx(struct prober *p, struct customer *c, uint64_t now)
 
 		/* a probe that could not leave is a failed probe */
 		if (r < 0 || c->tx[i].err) {
-			p->st.send_errors++;
 			outcome(p, t,
 				mt_health_probe_result(&t->h, now, c->tx[i].seq,
 						       false, 0),
@@ -380,20 +375,16 @@ static void receive(struct prober *p, struct customer *c)
 			uint64_t rtt_ns;
 			int r;
 
-			if (!t) {
-				p->st.late_replies++;
-				continue;
-			}
+			if (!t)
+				continue; /* a tunnel that is gone */
 			rtt_ns = rx[i].rx_ns > rx[i].echo.sent_ns ?
 					 rx[i].rx_ns - rx[i].echo.sent_ns :
 					 0;
 			r = mt_health_probe_result(&t->h, now, rx[i].echo.seq,
 						   true,
 						   (uint32_t)(rtt_ns / 1000));
-			if (r == -ENOENT) {
-				p->st.late_replies++; /* after its timeout */
-				continue;
-			}
+			if (r == -ENOENT)
+				continue; /* after its timeout: counted lost */
 			outcome(p, t, r, now);
 		}
 		if (n < RX_BATCH)
@@ -956,24 +947,6 @@ out:
 	return out;
 }
 
-void prober_stats(struct prober *p, struct prober_stats *out)
-{
-	pthread_mutex_lock(&p->lock);
-	*out = p->st;
-	out->tunnels = out->probed = out->sent = out->ok = out->failed = 0;
-	for (size_t i = 0; i < p->n_customers; i++)
-		for (size_t j = 0; j < p->customers[i]->n_tunnels; j++) {
-			const struct tunnel *t = p->customers[i]->tunnels[j];
-
-			out->tunnels++;
-			out->probed += t->probed;
-			out->sent += t->h.probes_sent;
-			out->ok += t->h.probes_ok;
-			out->failed += t->h.probes_failed;
-		}
-	pthread_mutex_unlock(&p->lock);
-}
-
 void prober_foreach(struct prober *p,
 		    void (*fn)(const struct prober_tunnel_view *v, void *ctx),
 		    void *ctx)
@@ -1004,14 +977,6 @@ void prober_foreach(struct prober *p,
 			fn(&v, ctx);
 		}
 	}
-	pthread_mutex_unlock(&p->lock);
-}
-
-void prober_count_plan(struct prober *p, bool failed)
-{
-	pthread_mutex_lock(&p->lock);
-	p->st.plans++;
-	p->st.plan_failures += failed;
 	pthread_mutex_unlock(&p->lock);
 }
 

@@ -93,14 +93,4 @@ void prober_foreach(struct prober *p,
 		    void (*fn)(const struct prober_tunnel_view *v, void *ctx),
 		    void *ctx);
 
-struct prober_stats {
-	uint64_t tunnels, probed, sockets;
-	uint64_t sent, ok, failed, send_errors, late_replies;
-	uint64_t transitions[3]; /* into healthy, degraded, down */
-	uint64_t plans, plan_failures;
-};
-void prober_stats(struct prober *p, struct prober_stats *out);
-/* Counts one tiny plan (failed or not) in the stats. */
-void prober_count_plan(struct prober *p, bool failed);
-
 #endif
