@@ -159,6 +159,13 @@ void agent_health_seed(struct agent *a,
 /* Applies the tiny plans of the customers whose tunnels changed state. */
 void agent_health_apply(struct agent *a);
 
+/* Applies plan through mt-fastpath: logs a failed call and each op that
+ * failed (prefixed by what, e.g. "health: "), counts the kernel writes.
+ * 0 with *reply (caller frees), or -errno. */
+int agent_apply_plan(struct agent *a, const Mt__Kernel__Plan *plan,
+		     unsigned timeout_ms, const char *what,
+		     Mt__Rpc__ApplyReply **reply);
+
 /* api.c */
 int agent_api_open(struct agent *a, const char *url);
 

@@ -59,7 +59,6 @@ void agent_health_apply(struct agent *a)
 	struct mt_desired_penalties was, will;
 	Mt__Kernel__Plan *plan;
 	Mt__Rpc__ApplyReply *ar = NULL;
-	struct mt_rpc_status st;
 	size_t n = 0;
 	char **names;
 	uint64_t t0 = mt_monotonic_us();
@@ -93,30 +92,13 @@ void agent_health_apply(struct agent *a)
 			r = -ENOTCONN;
 			goto requeue;
 		}
-		r = mt_rpc_call(a->fastpath, &mt__rpc__fastpath__descriptor,
-				FP_APPLY, &plan->base, (ProtobufCMessage **)&ar,
-				HEALTH_APPLY_TIMEOUT_MS, &st);
-		if (r < 0) {
-			mt_warn("health: apply of %zu ops failed: %s%s%s",
-				plan->n_ops, strerror(-r),
-				r == -EREMOTEIO ? ": " : "",
-				r == -EREMOTEIO ? st.message : "");
+		r = agent_apply_plan(a, plan, HEALTH_APPLY_TIMEOUT_MS,
+				     "health: ", &ar);
+		if (r < 0)
 			goto requeue;
-		}
-		a->kernel_writes += ar->kernel_writes;
-		for (size_t i = 0; i < ar->n_results && i < plan->n_ops; i++) {
-			char what[256];
-
-			if (!ar->results[i]->error)
-				continue;
-			mt_warn("health: %s: %s",
-				mt_op_describe(plan->ops[i], what, sizeof(what)),
-				ar->results[i]->message);
-		}
 		a->health_plans++;
 		if (ar->failed)
 			a->health_plan_failures++;
-		prober_count_plan(a->prober, ar->failed != 0);
 		mt_info("health: %zu route ops for %zu customers in %.1f ms%s",
 			plan->n_ops, n, (mt_monotonic_us() - t0) / 1e3,
 			ar->failed ? " (some failed: the next reconcile repairs them)" :
@@ -130,7 +112,6 @@ requeue:
 	for (size_t i = 0; i < n; i++)
 		agent_scope_add(&a->pending, names[i]);
 	a->health_plan_failures++;
-	prober_count_plan(a->prober, true);
 out:
 	if (ar)
 		protobuf_c_message_free_unpacked(&ar->base, NULL);

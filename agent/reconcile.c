@@ -149,6 +149,35 @@ static void record_outcome(struct agent *a, const struct agent_scope *scope,
 	free(index);
 }
 
+int agent_apply_plan(struct agent *a, const Mt__Kernel__Plan *plan,
+		     unsigned timeout_ms, const char *what,
+		     Mt__Rpc__ApplyReply **reply)
+{
+	struct mt_rpc_status st;
+	Mt__Rpc__ApplyReply *ar = NULL;
+	int r;
+
+	r = mt_rpc_call(a->fastpath, &mt__rpc__fastpath__descriptor, FP_APPLY,
+			&plan->base, (ProtobufCMessage **)&ar, timeout_ms, &st);
+	if (r < 0) {
+		mt_warn("%sapply of %zu ops failed: %s%s%s", what, plan->n_ops,
+			strerror(-r), r == -EREMOTEIO ? ": " : "",
+			r == -EREMOTEIO ? st.message : "");
+		return r;
+	}
+	a->kernel_writes += ar->kernel_writes;
+	for (size_t i = 0; i < ar->n_results && i < plan->n_ops; i++) {
+		char desc[256];
+
+		if (ar->results[i]->error)
+			mt_warn("%s%s: %s", what,
+				mt_op_describe(plan->ops[i], desc, sizeof(desc)),
+				ar->results[i]->message);
+	}
+	*reply = ar;
+	return 0;
+}
+
 int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 		    bool dry_run, Mt__Kernel__Plan **plan_out,
 		    Mt__Rpc__ReconcileReply *reply)
@@ -161,7 +190,6 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 	Mt__Rpc__ApplyReply *ar = NULL;
 	struct mt_diff_scope dscope = { 0 };
 	struct mt_desired_penalties pen = { 0 };
-	struct mt_rpc_status st;
 	size_t n_configs;
 	int r, failed = 0;
 	uint64_t t0 = mt_monotonic_us(), t_built, t_obs, t_plan, t_apply;
@@ -250,33 +278,16 @@ int agent_reconcile(struct agent *a, const struct agent_scope *scope,
 						      plan->n_ops :
 						      3600000);
 
-		r = mt_rpc_call(a->fastpath, &mt__rpc__fastpath__descriptor,
-				FP_APPLY, &plan->base, (ProtobufCMessage **)&ar,
-				timeout, &st);
+		r = agent_apply_plan(a, plan, timeout, "", &ar);
 		/* the lists the plan carried: cached on success, forgotten
 		 * on failure (or when the outcome is unknown) */
 		if (a->fw_lists)
 			mt_fw_lists_commit(a->fw_lists, plan,
 					   r < 0 ? NULL : ar->results,
 					   r < 0 ? 0 : ar->n_results);
-		if (r < 0) {
-			mt_warn("apply of %zu ops failed: %s%s%s", plan->n_ops,
-				strerror(-r), r == -EREMOTEIO ? ": " : "",
-				r == -EREMOTEIO ? st.message : "");
+		if (r < 0)
 			goto out;
-		}
-		a->kernel_writes += ar->kernel_writes;
 		failed = (int)ar->failed;
-
-		for (size_t i = 0; i < ar->n_results && i < plan->n_ops; i++) {
-			char what[256];
-
-			if (!ar->results[i]->error)
-				continue;
-			mt_warn("%s: %s",
-				mt_op_describe(plan->ops[i], what, sizeof(what)),
-				ar->results[i]->message);
-		}
 	}
 	if (a->fw_lists)
 		mt_fw_lists_abort(a->fw_lists); /* dry run, or nothing to apply */
