@@ -363,8 +363,12 @@ else
 	OTHERS=""
 	for i in 0 1 2; do [ "$i" = "$W" ] || OTHERS="$OTHERS,127.0.0.1:${CPORT[$i]}"; done
 	RURL="etcd://${OTHERS#,}$PREFIX"
-	"$MTCTL" --store "$RURL" delete acme >/dev/null 2>&1 || true
-	"$MTCTL" --store "$RURL" put "$EXAMPLES/globex.json" >/dev/null 2>&1 || true
+	# (the stopped member may have been the leader: writes fail until
+	# the others have elected one)
+	del_acme() { "$MTCTL" --store "$RURL" delete acme >/dev/null 2>&1 || [ "$(ekv "$KEY/1")" = absent ]; }
+	put_globex() { "$MTCTL" --store "$RURL" put "$EXAMPLES/globex.json" >/dev/null 2>&1; }
+	wait_for 15 del_acme || true
+	wait_for 15 put_globex || true
 	check "acme deleted, globex put meanwhile" \
 		[ "$(ekv "$KEY/1")" = absent -a "$(ekv "$KEY/2")" != absent ]
 	CREV=$(erev || echo 0)
