@@ -42,6 +42,7 @@ TRAFFIC="$T_HERE/fw_traffic.py"
 
 T_RECONCILE_S=300 # drift must be repaired through mt-fastpath's nft poll, not the periodic reconcile
 mt_test_init fw
+. "$T_HERE/lib_lab.sh"
 set +e # every step is checked; a failing check must not end the test
 UP=$T_UP
 EYE=mtx-fw-eye
@@ -51,27 +52,7 @@ ACME=${T_PREFIX}acme
 GLOBEX=${T_PREFIX}globex
 TABLE=${T_PREFIX}cust
 PINS="$MT_RUN_DIR/bpf"
-BG=()
 
-fw_cleanup() {
-	local rc=$?
-	set +e
-	for pid in "${BG[@]}"; do
-		kill "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-	done
-	set_rc() { return "$1"; }
-	set_rc "$rc"
-	mt_test_cleanup
-}
-trap fw_cleanup EXIT
-
-setup() { "$@" || { echo "setup failed: $*"; exit 1; }; }
-in_ns() {
-	local ns=$1
-	shift
-	nsenter --net="/run/netns/$ns" "$@"
-}
 L() { "$LOADER" --pin-root "$PINS" --instance origin "$@"; }
 
 # ---- topology -----------------------------------------------------------
@@ -79,13 +60,6 @@ for ns in "$EYE" "$O1" "$S1"; do
 	setup ip netns add "$ns"
 	setup ip -n "$ns" link set lo up
 done
-link() { # NS_A IF_A ADDR_A NS_B IF_B ADDR_B
-	setup ip -n "$1" link add "$2" type veth peer name "$5" netns "$4"
-	setup ip -n "$1" addr add "$3" dev "$2"
-	setup ip -n "$4" addr add "$6" dev "$5"
-	setup ip -n "$1" link set "$2" up
-	setup ip -n "$4" link set "$5" up
-}
 link "$UP" to-eye 198.18.11.1/24 "$EYE" eth0 198.18.11.2/24
 link "$UP" to-o1 198.18.21.1/24 "$O1" eth0 198.18.21.2/24
 link "$O1" srv0 198.18.31.1/24 "$S1" eth0 198.18.31.2/24

@@ -37,6 +37,7 @@ LOADER="$MT_BUILD/tests/bpf/gre_lab_loader"
 TRAFFIC="$T_HERE/health_traffic.py"
 
 mt_test_init ht
+. "$T_HERE/lib_lab.sh"
 set +e
 UP=$T_UP
 EYE=mtx-ht-eye
@@ -45,41 +46,7 @@ O2=mtx-ht-o2
 S=mtx-ht-s
 ACME=${T_PREFIX}acme
 PINS="$MT_RUN_DIR/bpf"
-BG=()
 
-ht_cleanup() {
-	local rc=$?
-	set +e
-	for pid in "${BG[@]}"; do
-		kill "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-	done
-	set_rc() { return "$1"; }
-	set_rc "$rc"
-	mt_test_cleanup
-}
-trap ht_cleanup EXIT
-
-ok() {
-	T_CHECKS=$((T_CHECKS + 1))
-	echo "ok: $*"
-}
-fail() {
-	T_CHECKS=$((T_CHECKS + 1))
-	T_FAILS=$((T_FAILS + 1))
-	echo "FAIL: $*"
-}
-tcheck() {
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else fail "$what"; fi
-}
-setup() { "$@" || { echo "setup failed: $*"; exit 1; }; }
-in_ns() {
-	local ns=$1
-	shift
-	nsenter --net="/run/netns/$ns" "$@"
-}
 L() { "$LOADER" --pin-root "$PINS" --instance origin "$@"; }
 
 # ---- topology -----------------------------------------------------------
@@ -87,13 +54,6 @@ for ns in "$EYE" "$O1" "$O2" "$S"; do
 	setup ip netns add "$ns"
 	setup ip -n "$ns" link set lo up
 done
-link() {
-	setup ip -n "$1" link add "$2" type veth peer name "$5" netns "$4"
-	setup ip -n "$1" addr add "$3" dev "$2"
-	setup ip -n "$4" addr add "$6" dev "$5"
-	setup ip -n "$1" link set "$2" up
-	setup ip -n "$4" link set "$5" up
-}
 link "$UP" to-eye 198.18.11.1/24 "$EYE" eth0 198.18.11.2/24
 link "$UP" to-o1 198.18.21.1/24 "$O1" eth0 198.18.21.2/24
 link "$UP" to-o2 198.18.22.1/24 "$O2" eth0 198.18.22.2/24

@@ -45,6 +45,7 @@ WIRE_CHECK="$T_HERE/../bpf/gre_wire_check.py"
 FAKE=${MT_TT_FAKE_EDGE:-0}
 
 mt_test_init tt
+. "$T_HERE/lib_lab.sh"
 set +e # every step is checked; a failing check must not end the test
 UP=$T_UP # the internet router
 EYE=mtx-tt-eye
@@ -55,43 +56,7 @@ S2=mtx-tt-s2
 ACME=${T_PREFIX}acme
 GLOBEX=${T_PREFIX}globex
 PINS="$MT_RUN_DIR/bpf" # mt-fastpath's bpffs (lib.sh unmounts it)
-BG=()                  # background processes this test started
 
-tt_cleanup() {
-	local rc=$?
-	set +e
-	for pid in "${BG[@]}"; do
-		kill "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-	done
-	set_rc() { return "$1"; }
-	set_rc "$rc"
-	mt_test_cleanup
-}
-trap tt_cleanup EXIT
-
-ok() {
-	T_CHECKS=$((T_CHECKS + 1))
-	echo "ok: $*"
-}
-fail() {
-	T_CHECKS=$((T_CHECKS + 1))
-	T_FAILS=$((T_FAILS + 1))
-	echo "FAIL: $*"
-}
-skip() { echo "skip: $*"; }
-# tcheck DESC CMD...: ok or FAIL by CMD's exit status
-tcheck() {
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else fail "$what"; fi
-}
-setup() { "$@" || { echo "setup failed: $*"; exit 1; }; }
-in_ns() {
-	local ns=$1
-	shift
-	nsenter --net="/run/netns/$ns" "$@"
-}
 # the origin side's BPF GRE, and a reader of mt's own maps
 L() { "$LOADER" --pin-root "$PINS" --instance origin "$@"; }
 LE() { "$LOADER" --pin-root "$PINS" --instance edge "$@"; } # fake edge
@@ -102,14 +67,6 @@ for ns in "$EYE" "$O1" "$O2" "$S1" "$S2"; do
 	setup ip netns add "$ns"
 	setup ip -n "$ns" link set lo up
 done
-# link NS_A IF_A ADDR_A NS_B IF_B ADDR_B: a veth pair, peer made in NS_B
-link() {
-	setup ip -n "$1" link add "$2" type veth peer name "$5" netns "$4"
-	setup ip -n "$1" addr add "$3" dev "$2"
-	setup ip -n "$4" addr add "$6" dev "$5"
-	setup ip -n "$1" link set "$2" up
-	setup ip -n "$4" link set "$5" up
-}
 link "$UP" to-eye 198.18.11.1/24 "$EYE" eth0 198.18.11.2/24
 link "$UP" to-o1 198.18.21.1/24 "$O1" eth0 198.18.21.2/24
 link "$UP" to-o2 198.18.22.1/24 "$O2" eth0 198.18.22.2/24
