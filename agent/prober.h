@@ -1,7 +1,7 @@
 /* The tunnel prober: the fast loop's eyes (issue 5, docs/health.md).
  *
  * One thread probes every tunnel of every customer in force, from inside
- * the customer's namespace (agent/probe_sock.c: direct encapsulation, so a
+ * the customer's namespace (agent/probe_io.c: direct encapsulation, so a
  * probe takes its own tunnel whatever the routes say), feeds the outcomes
  * to each tunnel's state machine (lib/mt_health.h) and, when a tunnel's
  * state changes, marks its customer and wakes the main loop through
