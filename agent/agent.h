@@ -48,6 +48,7 @@ struct agent_customer {
 /* The set of customer names a reconcile is limited to. */
 struct agent_scope {
 	bool full;
+	bool fresh; /* observe with ObserveRequest.fresh: no dump mirrors */
 	char **owners;
 	size_t n, cap;
 };

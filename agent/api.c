@@ -318,6 +318,7 @@ static Mt__Rpc__Code h_reconcile(void *ctx, const ProtobufCMessage *in,
 	code = request_scope(a, req->customer_id, &scope, st);
 	if (code != MT__RPC__CODE__OK)
 		goto out;
+	scope.fresh = req->fresh;
 	reply = NEW(Mt__Rpc__ReconcileReply, mt__rpc__reconcile_reply__init);
 	if (!reply) {
 		code = mt_rpc_fail(st, MT__RPC__CODE__INTERNAL, "out of memory");

@@ -54,6 +54,7 @@ void agent_scope_clear(struct agent_scope *s)
 		free(s->owners[i]);
 	s->n = 0;
 	s->full = false;
+	s->fresh = false;
 }
 
 bool agent_scope_empty(const struct agent_scope *s)

@@ -151,6 +151,8 @@ static void run_pending(struct agent *a)
 		a->fastpath_up = false;
 		if (work.full)
 			a->pending.full = true;
+		if (work.fresh)
+			a->pending.fresh = true;
 		for (size_t i = 0; i < work.n; i++)
 			agent_scope_add(&a->pending, work.owners[i]);
 	} else {
@@ -339,6 +341,7 @@ int main(int argc, char **argv)
 		       strerror(-r));
 	read_heartbeat(a);
 	a->pending.full = true;
+	a->pending.fresh = true;
 	mt_info("instance %s: store %s (revision %lu, %zu customers)",
 		a->metal.instance, a->store_url,
 		(unsigned long)a->store_revision, a->n_customers);
@@ -360,8 +363,13 @@ int main(int argc, char **argv)
 			ping_fastpath(a);
 			next_ping = now + PING_INTERVAL_MS;
 		}
-		if (a->next_full_reconcile && now >= a->next_full_reconcile)
+		if (a->next_full_reconcile && now >= a->next_full_reconcile) {
+			/* the periodic one reads the kernel afresh: a guard
+			 * against a change that slipped past the drift
+			 * monitor's notifications */
 			a->pending.full = true;
+			a->pending.fresh = true;
+		}
 		run_pending(a);
 		agent_lkg_flush(a);
 
@@ -390,8 +398,9 @@ int main(int argc, char **argv)
 
 			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 				if (si.ssi_signo == SIGHUP) {
-					mt_info("SIGHUP: full reconcile");
+					mt_info("SIGHUP: full reconcile, the kernel dumped afresh");
 					a->pending.full = true;
+					a->pending.fresh = true;
 				} else {
 					mt_info("signal %u: exiting",
 						si.ssi_signo);

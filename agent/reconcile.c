@@ -28,6 +28,7 @@ static int observe_start(struct agent *a, const struct agent_scope *scope)
 		req.owners = scope->owners;
 		req.n_owners = scope->n;
 	}
+	req.fresh = scope->fresh;
 	r = mt_rpc_call_start(a->fastpath, &mt__rpc__fastpath__descriptor,
 			      FP_OBSERVE, &req.base, a->rpc_timeout_ms);
 	if (r < 0)

@@ -196,6 +196,7 @@ int mtctl_cmd_reconcile(struct mtctl *ctx, int argc, char **argv)
 	const Mt__Rpc__ReconcileReply *rr;
 	int r;
 
+	in.fresh = ctx->fresh;
 	r = customer_arg(ctx, argc, argv, &in.customer_id);
 	if (r != MTCTL_EXIT_OK)
 		return r;

@@ -24,6 +24,7 @@ enum {
 	OPT_STORE = 1 << 0,	/* --store */
 	OPT_METAL = 1 << 1,	/* --metal */
 	OPT_EXIT_CODE = 1 << 2, /* --exit-code */
+	OPT_FRESH = 1 << 3,	/* --fresh */
 };
 
 struct mtctl_cmd {
@@ -62,7 +63,7 @@ static const struct mtctl_cmd commands[] = {
      NULL},
     {"plan", mtctl_cmd_plan, OPT_EXIT_CODE, "[NAME|ID]",
      "dry run: the kernel changes a reconcile makes", NULL},
-    {"reconcile", mtctl_cmd_reconcile, 0, "[NAME|ID]",
+    {"reconcile", mtctl_cmd_reconcile, OPT_FRESH, "[NAME|ID]",
      "reconcile now and report what was applied", NULL},
     {"pause", mtctl_cmd_pause, 0, "",
      "stop reconciling (the kernel stays as it is)", NULL},
@@ -129,6 +130,12 @@ static void print_command_usage(const struct mtctl_cmd *cmd, FILE *f)
 	if (cmd->opts & OPT_EXIT_CODE)
 		fputs("\nWith --exit-code, exits 10 when the plan is not "
 		      "empty, 0 when it is.\n",
+		      f);
+	if (cmd->opts & OPT_FRESH)
+		fputs("\nWith --fresh, mt-fastpath dumps every namespace from "
+		      "the kernel again;\nwithout it, namespaces in which its "
+		      "drift monitor saw no change since the\nlast observe are "
+		      "answered from that observe's dumps.\n",
 		      f);
 	fputc('\n', f);
 	fputs(exit_codes, f);
@@ -400,6 +407,7 @@ enum {
 	LOPT_STORE,
 	LOPT_METAL,
 	LOPT_EXIT_CODE,
+	LOPT_FRESH,
 };
 
 static const struct option long_options[] = {
@@ -410,6 +418,7 @@ static const struct option long_options[] = {
     {"store", required_argument, NULL, LOPT_STORE},
     {"metal", required_argument, NULL, LOPT_METAL},
     {"exit-code", no_argument, NULL, LOPT_EXIT_CODE},
+    {"fresh", no_argument, NULL, LOPT_FRESH},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -471,6 +480,10 @@ static int parse_options(struct mtctl *ctx, int argc, char **argv, bool *help,
 			ctx->exit_code = true;
 			*used |= OPT_EXIT_CODE;
 			break;
+		case LOPT_FRESH:
+			ctx->fresh = true;
+			*used |= OPT_FRESH;
+			break;
 		case 'h':
 			*help = true;
 			break;
@@ -529,9 +542,9 @@ int main(int argc, char **argv)
 	}
 	if (used & ~cmd->opts) {
 		const char *opt = (used & ~cmd->opts & OPT_STORE) ? "--store"
-				  : (used & ~cmd->opts & OPT_METAL)
-				      ? "--metal"
-				      : "--exit-code";
+				  : (used & ~cmd->opts & OPT_METAL)   ? "--metal"
+				  : (used & ~cmd->opts & OPT_FRESH)   ? "--fresh"
+								      : "--exit-code";
 
 		return mtctl_usage_error("%s does not apply to '%s'", opt,
 					 cmd->name);

@@ -49,6 +49,7 @@ struct mtctl {
 	const char *store_url;	   /* --store: work on the store directly */
 	const char *metal_file;	   /* --metal */
 	bool exit_code;		   /* plan --exit-code */
+	bool fresh;		   /* reconcile --fresh */
 	struct mt_rpc_client *rpc; /* opened on first use */
 };
 

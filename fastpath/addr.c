@@ -42,14 +42,14 @@ int mt_ifaddr_build(void *buf, size_t len, Mt__Kernel__Op__Action action,
 	return mt_nlb_end(&b);
 }
 
-int mt_ifaddr_build_dump(void *buf, size_t len)
+int mt_ifaddr_build_dump(void *buf, size_t len, uint8_t family)
 {
 	struct ifaddrmsg *ifa;
 	struct mt_nlb b;
 
 	ifa = mt_nlb_start(&b, buf, len, RTM_GETADDR, 0, sizeof(*ifa));
 	if (ifa)
-		ifa->ifa_family = AF_UNSPEC;
+		ifa->ifa_family = family;
 	return mt_nlb_end(&b);
 }
 

@@ -22,8 +22,10 @@ struct mt_ifaddr_meta {
  * Returns the length, -EINVAL (bad prefix) or -EMSGSIZE. */
 int mt_ifaddr_build(void *buf, size_t len, Mt__Kernel__Op__Action action,
 		    const Mt__Kernel__Addr *a, uint32_t ifindex);
-/* RTM_GETADDR dump request for both families. */
-int mt_ifaddr_build_dump(void *buf, size_t len);
+/* RTM_GETADDR dump request for family (AF_INET or AF_INET6; AF_UNSPEC,
+ * both at once, makes the kernel take the RTNL lock for the whole dump,
+ * which the per-family dumps do not). */
+int mt_ifaddr_build_dump(void *buf, size_t len, uint8_t family);
 
 /* Parses an RTM_NEWADDR into a->prefix ("addr/len": IFA_LOCAL, else
  * IFA_ADDRESS) and meta; dev is left to the caller (meta.ifindex). */

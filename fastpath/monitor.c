@@ -33,6 +33,11 @@ struct watch {
 	/* nft notifications of a transaction wait for its NEWGEN, which says
 	 * which process committed it */
 	char nft_pending[256];
+	dev_t dev; /* the namespace watched (nsfs identity) */
+	ino_t ino;
+	/* Counts every rtnetlink notification read and every loss of them:
+	 * unchanged = nothing changed in the namespace (dump_mirror.h). */
+	uint64_t gen;
 };
 
 struct mt_monitor {
@@ -41,6 +46,8 @@ struct mt_monitor {
 	void *data;
 	int epfd;
 	struct watch *watches;
+	struct watch **by_name; /* the watches sorted by netns, for lookups */
+	size_t n_by_name;
 	char *buf;
 	int events;
 };
@@ -130,6 +137,7 @@ static int watch_add(struct mt_monitor *mon, const char *netns)
 		free(w);
 		return -ENOMEM;
 	}
+	w->gen = 1;
 	if (*netns) {
 		_cleanup_close_ int nsfd = mt_netns_open(netns);
 
@@ -137,9 +145,13 @@ static int watch_add(struct mt_monitor *mon, const char *netns)
 			watch_free(mon, w);
 			return nsfd;
 		}
-		r = mt_netns_run(nsfd, mon->ctx->metal_ns->nsfd, open_sockets,
-				 &args);
+		r = mt_netns_ident(nsfd, &w->dev, &w->ino);
+		if (r == 0)
+			r = mt_netns_run(nsfd, mon->ctx->metal_ns->nsfd,
+					 open_sockets, &args);
 	} else {
+		w->dev = mon->ctx->metal_ns->dev;
+		w->ino = mon->ctx->metal_ns->ino;
 		r = open_sockets(&args);
 	}
 	if (r < 0) {
@@ -195,6 +207,7 @@ void mt_monitor_free(struct mt_monitor *mon)
 	}
 	if (mon->epfd >= 0)
 		close(mon->epfd);
+	free(mon->by_name);
 	free(mon->buf);
 	free(mon);
 }
@@ -210,6 +223,52 @@ static struct watch *find_watch(struct mt_monitor *mon, const char *netns)
 		if (strcmp(w->netns, netns) == 0)
 			return w;
 	return NULL;
+}
+
+static int watch_cmp(const void *a, const void *b)
+{
+	const struct watch *x = *(struct watch *const *)a;
+	const struct watch *y = *(struct watch *const *)b;
+
+	return strcmp(x->netns, y->netns);
+}
+
+static int index_rebuild(struct mt_monitor *mon)
+{
+	size_t n = 0;
+	struct watch **v;
+
+	for (struct watch *w = mon->watches; w; w = w->next)
+		n++;
+	v = realloc(mon->by_name, (n ? n : 1) * sizeof(*v));
+	if (!v) {
+		free(mon->by_name);
+		mon->by_name = NULL;
+		mon->n_by_name = 0;
+		return -ENOMEM;
+	}
+	n = 0;
+	for (struct watch *w = mon->watches; w; w = w->next)
+		v[n++] = w;
+	qsort(v, n, sizeof(*v), watch_cmp);
+	mon->by_name = v;
+	mon->n_by_name = n;
+	return 0;
+}
+
+bool mt_monitor_ns_gen(void *data, const char *netns, dev_t dev, ino_t ino,
+		       uint64_t *gen)
+{
+	struct mt_monitor *mon = data;
+	struct watch key = {.netns = (char *)netns}, *kp = &key, **w;
+
+	if (!mon->n_by_name)
+		return false;
+	w = bsearch(&kp, mon->by_name, mon->n_by_name, sizeof(*w), watch_cmp);
+	if (!w || (*w)->dev != dev || (*w)->ino != ino)
+		return false;
+	*gen = (*w)->gen;
+	return true;
 }
 
 int mt_monitor_sync(struct mt_monitor *mon)
@@ -246,7 +305,7 @@ int mt_monitor_sync(struct mt_monitor *mon)
 		*pw = w->next;
 		watch_free(mon, w);
 	}
-	return 0;
+	return index_rebuild(mon);
 }
 
 /* True when one of mt-fastpath's own request sockets caused the change. */
@@ -438,6 +497,7 @@ static int read_socket(struct mt_monitor *mon, struct watch *w,
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return 0;
+			w->gen++;
 			if (errno == ENOBUFS) {
 				/* lost notifications: say so, the agent
 				 * reconciles everything */
@@ -448,6 +508,8 @@ static int read_socket(struct mt_monitor *mon, struct watch *w,
 			return mt_neg_errno();
 		}
 		len = (int)n;
+		if (!nft)
+			w->gen++;
 		for (nlh = (const struct nlmsghdr *)mon->buf;
 		     mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
 			if (nft)
@@ -458,12 +520,12 @@ static int read_socket(struct mt_monitor *mon, struct watch *w,
 	}
 }
 
-int mt_monitor_process(struct mt_monitor *mon)
+/* One epoll_wait's worth of ready sockets; returns how many were ready. */
+static int process_ready(struct mt_monitor *mon)
 {
 	struct epoll_event evs[64];
 	int n, r;
 
-	mon->events = 0;
 	n = epoll_wait(mon->epfd, evs, MT_ARRAY_SIZE(evs), 0);
 	if (n < 0)
 		return mt_neg_errno();
@@ -473,9 +535,31 @@ int mt_monitor_process(struct mt_monitor *mon)
 		r = read_socket(mon, w, w->rtnl, false);
 		if (r == 0 && w->nft)
 			r = read_socket(mon, w, w->nft, true);
-		if (r < 0)
+		if (r < 0) {
+			w->gen++; /* the socket's state is unknown */
 			mt_warn("drift monitor netns %s: %s",
 				*w->netns ? w->netns : "metal", strerror(-r));
+		}
 	}
-	return mon->events;
+	return n;
+}
+
+int mt_monitor_process(struct mt_monitor *mon)
+{
+	int n;
+
+	mon->events = 0;
+	n = process_ready(mon);
+	return n < 0 ? n : mon->events;
+}
+
+int mt_monitor_drain(struct mt_monitor *mon)
+{
+	int n;
+
+	mon->events = 0;
+	do
+		n = process_ready(mon);
+	while (n == 64);
+	return n < 0 ? n : mon->events;
 }

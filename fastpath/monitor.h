@@ -25,8 +25,19 @@ int mt_monitor_sync(struct mt_monitor *mon);
 
 /* An epoll fd, readable when some notification is pending. */
 int mt_monitor_fd(const struct mt_monitor *mon);
-/* Reads every pending notification and reports drift through the
- * callback. Returns the number of drift events or -errno. */
+/* Reads the notifications pending on the sockets epoll reports ready (at
+ * most 64 of them) and reports drift through the callback. Returns the
+ * number of drift events or -errno. */
 int mt_monitor_process(struct mt_monitor *mon);
+/* The same until no socket has anything pending: after it, every change
+ * made before the call is counted in its namespace's generation. */
+int mt_monitor_drain(struct mt_monitor *mon);
+
+/* The generation of the watch on namespace netns ("" = the metal) if that
+ * watch is on exactly the namespace dev/ino: an mt_ns_gen_fn (nl.h) with
+ * data = the monitor. It changes with every rtnetlink notification read in
+ * that namespace and every loss of them. */
+bool mt_monitor_ns_gen(void *data, const char *netns, dev_t dev, ino_t ino,
+		       uint64_t *gen);
 
 #endif

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "dump_mirror.h"
 #include "mt_cleanup.h"
 #include "mt_log.h"
 #include "netns.h"
@@ -417,6 +418,7 @@ static void nsh_free(struct mt_nsh *h)
 	if (!h)
 		return;
 	mt_sysctl_close_all(h);
+	mt_dump_mirror_free(h->mirror);
 	mt_nl_close(h->nl);
 	if (h->nsfd >= 0)
 		close(h->nsfd);
@@ -472,6 +474,8 @@ static int nsh_open_nl(struct mt_rtnl *ctx, struct mt_nsh *h)
 
 int mt_rtnl_ns_reopen(struct mt_rtnl *ctx, struct mt_nsh *h)
 {
+	if (h->mirror)
+		mt_dump_mirror_reset(h->mirror);
 	mt_nl_close(h->nl);
 	h->nl = NULL;
 	return nsh_open_nl(ctx, h);

@@ -137,6 +137,7 @@ const char *mt_nl_ack_msg(const struct nlmsghdr *nlh);
 /* ---- the context: one handle per namespace ------------------------------ */
 
 struct mt_sysctl_cache;
+struct mt_dump_mirror;
 
 /* A cached namespace handle. name "" is the metal. */
 struct mt_nsh {
@@ -147,8 +148,15 @@ struct mt_nsh {
 	int nsfd;
 	struct mt_nl *nl;
 	struct mt_sysctl_cache *sysctls; /* owned by sysctl.c */
+	struct mt_dump_mirror *mirror;	 /* observe's last dumps (dump_mirror.h) */
 	bool seen;			 /* scratch for observe's sweep */
 };
+
+/* The drift monitor's generation of namespace name (dev/ino: its nsfs
+ * identity; "" = the metal): true and *gen when a watch on exactly that
+ * namespace exists, false when none does (then nothing may be mirrored). */
+typedef bool (*mt_ns_gen_fn)(void *data, const char *name, dev_t dev,
+			     ino_t ino, uint64_t *gen);
 
 struct mt_rtnl {
 	const struct mt_metal *metal;
@@ -159,6 +167,10 @@ struct mt_rtnl {
 	struct mt_nl_batch *batch;
 	char *rbuf;	    /* MT_NL_DUMP_BUF bytes for dumps */
 	bool run_dir_ready; /* /run/netns is a shared mount */
+	/* Set (mt_rtnl_set_ns_gen) when a drift monitor watches the
+	 * namespaces: observe may then answer from dump mirrors. */
+	mt_ns_gen_fn ns_gen;
+	void *ns_gen_data;
 };
 
 /* Creates the context for the namespace the calling thread is in (the

@@ -211,14 +211,15 @@ int mt_route_build(void *buf, size_t len, Mt__Kernel__Op__Action action,
 	return mt_nlb_end(&b);
 }
 
-int mt_route_build_dump(void *buf, size_t len, uint8_t protocol, uint32_t table)
+int mt_route_build_dump(void *buf, size_t len, uint8_t family,
+			uint8_t protocol, uint32_t table)
 {
 	struct mt_nlb b;
 	struct rtmsg *rtm;
 
 	rtm = mt_nlb_start(&b, buf, len, RTM_GETROUTE, 0, sizeof(*rtm));
 	if (rtm) {
-		rtm->rtm_family = AF_UNSPEC;
+		rtm->rtm_family = family;
 		rtm->rtm_protocol = protocol;
 	}
 	if (table)

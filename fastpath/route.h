@@ -53,11 +53,13 @@ int mt_route_check(const Mt__Kernel__Route *r, bool create, char *why,
 int mt_route_build(void *buf, size_t len, Mt__Kernel__Op__Action action,
 		   const Mt__Kernel__Route *r, uint32_t ifindex,
 		   const uint32_t *nh_ifindex);
-/* RTM_GETROUTE dump request, both families, asking the kernel (strict
- * checking) to return only routes of protocol (0 = any) in table (0 = any).
- * Callers still filter: older kernels ignore the filter. */
-int mt_route_build_dump(void *buf, size_t len, uint8_t protocol,
-			uint32_t table);
+/* RTM_GETROUTE dump request for family (AF_INET or AF_INET6: per-family
+ * dumps run without the RTNL lock, an AF_UNSPEC one holds it throughout),
+ * asking the kernel (strict checking) to return only routes of protocol
+ * (0 = any) in table (0 = any). Callers still filter: older kernels ignore
+ * the filter. */
+int mt_route_build_dump(void *buf, size_t len, uint8_t family,
+			uint8_t protocol, uint32_t table);
 
 /* Maps an ifindex to a device name (NULL = unknown: dev stays ""). */
 typedef const char *(*mt_route_ifname_fn)(void *data, uint32_t ifindex);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "dump_mirror.h"
 #include "gre_bpf.h"
 #include "link.h"
 #include "mt_cleanup.h"
@@ -40,12 +41,22 @@ struct lk {
 	const char *owner;
 };
 
+/* What an observe does with a namespace's dump mirror (dump_mirror.h). */
+enum mirror_use {
+	MIRROR_NONE,   /* dump, keep nothing (not watched, or scoped metal) */
+	MIRROR_RECORD, /* dump and record the replies */
+	MIRROR_REPLAY, /* nothing changed since the mirror: replay it */
+};
+
 struct ons {
 	struct mt_nsh *h;
 	const char *owner; /* the customer; NULL for the metal */
 	struct lk *links;
 	size_t n_links, cap_links;
 	size_t rules_from; /* first of this namespace's rules in st->rules */
+	enum mirror_use mirror;
+	uint64_t gen; /* the monitor's generation at the start */
+	bool failed;  /* a dump of this namespace failed */
 };
 
 struct obs {
@@ -60,6 +71,7 @@ struct obs {
 	/* Scoped: the metal's links, addresses and routes are read per owner
 	 * (link by name, dumps filtered by ifindex / oif), not dumped. */
 	bool metal_by_owner;
+	bool fresh; /* dump everything again: use no mirror */
 };
 
 struct cbctx {
@@ -67,7 +79,17 @@ struct cbctx {
 	struct ons *ns;
 };
 
-enum phase { PH_LINK, PH_ADDR, PH_ROUTE, PH_RULE };
+/* Addresses and routes are dumped per family: an AF_UNSPEC dump runs every
+ * family's dump under the RTNL lock (rtnl_dump_all), the per-family ones
+ * without it, so the observe threads do not queue behind each other. Link
+ * dumps hold the lock either way; rule dumps never. */
+enum phase { PH_LINK, PH_ADDR4, PH_ADDR6, PH_ROUTE4, PH_ROUTE6, PH_RULE };
+
+static bool is_addr(enum phase ph) { return ph == PH_ADDR4 || ph == PH_ADDR6; }
+static uint8_t phase_family(enum phase ph)
+{
+	return ph == PH_ADDR6 || ph == PH_ROUTE6 ? AF_INET6 : AF_INET;
+}
 
 static bool wanted(const struct obs *o, const char *owner)
 {
@@ -362,10 +384,12 @@ static int build_req(struct obs *o, struct ons *ns, enum phase ph, void *buf,
 	switch (ph) {
 	case PH_LINK:
 		return mt_link_build_dump(buf, len);
-	case PH_ADDR:
-		return mt_ifaddr_build_dump(buf, len);
-	case PH_ROUTE:
-		return mt_route_build_dump(buf, len, MT_RTPROT,
+	case PH_ADDR4:
+	case PH_ADDR6:
+		return mt_ifaddr_build_dump(buf, len, phase_family(ph));
+	case PH_ROUTE4:
+	case PH_ROUTE6:
+		return mt_route_build_dump(buf, len, phase_family(ph), MT_RTPROT,
 					   is_metal(ns) ? o->m->gre_table : 0);
 	case PH_RULE:
 		return mt_rule_build_dump(buf, len);
@@ -375,8 +399,10 @@ static int build_req(struct obs *o, struct ons *ns, enum phase ph, void *buf,
 
 static const mt_nl_dump_cb phase_cb[] = {
     [PH_LINK] = link_cb,
-    [PH_ADDR] = addr_cb,
-    [PH_ROUTE] = route_cb,
+    [PH_ADDR4] = addr_cb,
+    [PH_ADDR6] = addr_cb,
+    [PH_ROUTE4] = route_cb,
+    [PH_ROUTE6] = route_cb,
     [PH_RULE] = rule_cb,
 };
 
@@ -390,10 +416,12 @@ static void phase_arr(struct obs *o, enum phase ph, void ***arr, size_t **n)
 	case PH_LINK:
 		*arr = (void **)st->links, *n = &st->n_links;
 		break;
-	case PH_ADDR:
+	case PH_ADDR4:
+	case PH_ADDR6:
 		*arr = (void **)st->addrs, *n = &st->n_addrs;
 		break;
-	case PH_ROUTE:
+	case PH_ROUTE4:
+	case PH_ROUTE6:
 		*arr = (void **)st->routes, *n = &st->n_routes;
 		break;
 	case PH_RULE:
@@ -444,29 +472,30 @@ static int link_get_build(void *buf, size_t len, const char *name)
 }
 
 /* An address dump the kernel filters by link (strict checking). */
-static int addr_dump_build(void *buf, size_t len, uint32_t ifindex)
+static int addr_dump_build(void *buf, size_t len, uint8_t family,
+			   uint32_t ifindex)
 {
 	struct ifaddrmsg *ifa;
 	struct mt_nlb b;
 
 	ifa = mt_nlb_start(&b, buf, len, RTM_GETADDR, 0, sizeof(*ifa));
 	if (ifa) {
-		ifa->ifa_family = AF_UNSPEC;
+		ifa->ifa_family = family;
 		ifa->ifa_index = ifindex;
 	}
 	return mt_nlb_end(&b);
 }
 
 /* A route dump the kernel filters by table, protocol and output link. */
-static int route_dump_build(void *buf, size_t len, uint32_t table,
-			    uint32_t oif)
+static int route_dump_build(void *buf, size_t len, uint8_t family,
+			    uint32_t table, uint32_t oif)
 {
 	struct mt_nlb b;
 	struct rtmsg *rtm;
 
 	rtm = mt_nlb_start(&b, buf, len, RTM_GETROUTE, 0, sizeof(*rtm));
 	if (rtm) {
-		rtm->rtm_family = AF_UNSPEC;
+		rtm->rtm_family = family;
 		rtm->rtm_protocol = MT_RTPROT;
 	}
 	mt_nlb_u32(&b, RTA_TABLE, table);
@@ -514,14 +543,15 @@ static int metal_by_owner(struct obs *o, struct ons *ns, enum phase ph)
 
 		if (!ns->links[k].obj)
 			continue;
-		r = ph == PH_ADDR
-			? addr_dump_build(req, sizeof(req), ifindex)
-			: route_dump_build(req, sizeof(req), o->m->gre_table,
-					   ifindex);
+		r = is_addr(ph)
+			? addr_dump_build(req, sizeof(req), phase_family(ph),
+					  ifindex)
+			: route_dump_build(req, sizeof(req), phase_family(ph),
+					   o->m->gre_table, ifindex);
 		if (r >= 0)
 			r = mt_nl_dump(ns->h->nl, (void *)req, o->rbuf,
 				       MT_NL_DUMP_BUF, phase_cb[ph], &c);
-		if (r == -ENODEV)
+		if (r == -ENODEV || r == -ENOENT) /* link or table gone */
 			r = 0;
 	}
 	return r;
@@ -532,14 +562,26 @@ static int dump_start(struct obs *o, struct ons *ns, enum phase ph)
 	char req[256];
 	int r;
 
-	if (by_owner(o, ns, ph))
+	if (by_owner(o, ns, ph) || ns->mirror == MIRROR_REPLAY)
 		return 0; /* all of it in dump_finish */
 	r = build_req(o, ns, ph, req, sizeof(req));
 
 	return r < 0 ? r : mt_nl_dump_start(ns->h->nl, (void *)req);
 }
 
+static int dump_finish_raw(struct obs *o, struct ons *ns, enum phase ph);
+
+/* A route dump filtered by a table that does not exist (yet) in that family
+ * answers ENOENT when asked per family (AF_UNSPEC ones say nothing): no
+ * routes. */
 static int dump_finish(struct obs *o, struct ons *ns, enum phase ph)
+{
+	int r = dump_finish_raw(o, ns, ph);
+
+	return r == -ENOENT && (ph == PH_ROUTE4 || ph == PH_ROUTE6) ? 0 : r;
+}
+
+static int dump_finish_raw(struct obs *o, struct ons *ns, enum phase ph)
 {
 	struct cbctx c = {.o = o, .ns = ns};
 
@@ -547,12 +589,68 @@ static int dump_finish(struct obs *o, struct ons *ns, enum phase ph)
 		ns->rules_from = o->st->n_rules;
 	if (by_owner(o, ns, ph))
 		return metal_by_owner(o, ns, ph);
+	if (ns->mirror == MIRROR_REPLAY)
+		return mt_dump_mirror_replay(ns->h->mirror, ph, phase_cb[ph],
+					     &c);
 	/* The kernel sizes each dump skb to the largest read seen on the
 	 * socket (up to 32 KiB, an order-3 allocation). Namespaces hold a
 	 * handful of objects: small reads keep their dumps cheap. */
+	if (ns->mirror == MIRROR_RECORD) {
+		struct mt_dump_recorder rec = {ns->h->mirror, ph, phase_cb[ph],
+					       &c};
+
+		mt_dump_mirror_clear(ns->h->mirror, ph);
+		return mt_nl_dump_finish(ns->h->nl, o->rbuf,
+					 is_metal(ns) ? MT_NL_DUMP_BUF : 8192,
+					 mt_dump_mirror_record_cb, &rec);
+	}
 	return mt_nl_dump_finish(ns->h->nl, o->rbuf,
 				 is_metal(ns) ? MT_NL_DUMP_BUF : 8192,
 				 phase_cb[ph], &c);
+}
+
+/* Decides, for each namespace of o, whether its dumps are replayed from its
+ * mirror (nothing happened in it since), recorded, or neither. */
+static void mirrors_begin(struct obs *o)
+{
+	struct mt_rtnl *ctx = o->ctx;
+
+	for (size_t i = 0; i < o->n; i++) {
+		struct ons *ns = &o->v[i];
+		struct mt_nsh *h = ns->h;
+
+		ns->mirror = MIRROR_NONE;
+		ns->failed = false;
+		if (!ctx->ns_gen || (is_metal(ns) && o->metal_by_owner) ||
+		    !ctx->ns_gen(ctx->ns_gen_data, h->name, h->dev, h->ino,
+				 &ns->gen))
+			continue;
+		if (!o->fresh &&
+		    mt_dump_mirror_usable(h->mirror, h->dev, h->ino, ns->gen)) {
+			ns->mirror = MIRROR_REPLAY;
+			continue;
+		}
+		if (!h->mirror && !(h->mirror = calloc(1, sizeof(*h->mirror))))
+			continue;
+		mt_dump_mirror_reset(h->mirror);
+		ns->mirror = MIRROR_RECORD;
+	}
+}
+
+/* Seals the recordings of the namespaces whose dumps all succeeded. */
+static void mirrors_end(struct obs *o)
+{
+	for (size_t i = 0; i < o->n; i++) {
+		struct ons *ns = &o->v[i];
+
+		if (ns->mirror != MIRROR_RECORD)
+			continue;
+		if (ns->failed)
+			mt_dump_mirror_reset(ns->h->mirror);
+		else
+			mt_dump_mirror_seal(ns->h->mirror, ns->h->dev,
+					    ns->h->ino, ns->gen);
+	}
 }
 
 /* Runs one dump kind over every namespace: all requests go out first, then
@@ -583,6 +681,7 @@ static int run_phase(struct obs *o, enum phase ph)
 				r = dump_finish(o, ns, ph);
 		}
 		if (r < 0) {
+			ns->failed = true;
 			mt_err("observe: dump of netns %s failed: %s",
 			       *ns->h->name ? ns->h->name : "metal",
 			       strerror(-r));
@@ -849,7 +948,8 @@ struct worker {
 	int err;
 };
 
-static const enum phase phases[] = {PH_LINK, PH_ADDR, PH_ROUTE, PH_RULE};
+static const enum phase phases[] = {PH_LINK,   PH_ADDR4, PH_ADDR6,
+				    PH_ROUTE4, PH_ROUTE6, PH_RULE};
 
 /* Everything but peer matching, for the namespaces of o. Safe to run on
  * several threads over disjoint slices: each handle (socket, sysctl files)
@@ -859,8 +959,15 @@ static int observe_slice(struct obs *o)
 {
 	int r = 0;
 
+	mirrors_begin(o);
 	for (size_t p = 0; r == 0 && p < MT_ARRAY_SIZE(phases); p++)
 		r = run_phase(o, phases[p]);
+	if (r == 0)
+		mirrors_end(o);
+	else
+		for (size_t i = 0; i < o->n; i++)
+			if (o->v[i].mirror == MIRROR_RECORD)
+				mt_dump_mirror_reset(o->v[i].h->mirror);
 	return r == 0 ? observe_sysctls(o) : r;
 }
 
@@ -956,7 +1063,7 @@ static int observe_parallel(struct obs *o)
 }
 
 int mt_rtnl_observe(struct mt_rtnl *ctx, const char *const *owners,
-		    size_t n_owners, Mt__Kernel__KernelState *st)
+		    size_t n_owners, bool fresh, Mt__Kernel__KernelState *st)
 {
 	struct obs o = {
 	    .ctx = ctx,
@@ -968,6 +1075,7 @@ int mt_rtnl_observe(struct mt_rtnl *ctx, const char *const *owners,
 	    /* Many owners: one dump of each kind is cheaper than per-owner
 	     * requests (each route dump walks the whole table). */
 	    .metal_by_owner = n_owners > 0 && n_owners <= BY_OWNER_MAX,
+	    .fresh = fresh,
 	};
 	int r;
 

@@ -2,6 +2,7 @@
 #ifndef MT_FASTPATH_RTNL_OBSERVE_H
 #define MT_FASTPATH_RTNL_OBSERVE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "kernel.pb-c.h"
@@ -42,9 +43,14 @@
  * gre_table route through a link mt does not own). With an owner filter the
  * shared objects are still included (rpc.proto ObserveRequest).
  * Interrupted dumps (NLM_F_DUMP_INTR) are repeated. Cached namespace handles
- * whose namespace is gone (or was replaced) are dropped. Returns 0 or
+ * whose namespace is gone (or was replaced) are dropped.
+ * With a drift monitor attached (ctx->ns_gen), a namespace in which nothing
+ * happened since the last observe is answered from the mirror of its last
+ * dumps (dump_mirror.h) instead of dumping it again; sysctls are always
+ * read. fresh: dump every namespace, mirrors or not (and record new ones).
+ * The caller drains the monitor first (mt_monitor_drain). Returns 0 or
  * -errno (then st holds a partial, unusable snapshot). */
 int mt_rtnl_observe(struct mt_rtnl *ctx, const char *const *owners,
-		    size_t n_owners, Mt__Kernel__KernelState *st);
+		    size_t n_owners, bool fresh, Mt__Kernel__KernelState *st);
 
 #endif

@@ -19,6 +19,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include "dump_mirror.h"
 #include "gre_bpf.h"
 #include "gre_kernel.h"
 #include "mt_cleanup.h"
@@ -49,6 +50,8 @@ struct tns {
 	uint64_t cookie;
 	bool seen;	  /* scratch: observe/sweep */
 	bool check_decap; /* scratch: apply removed a bpf tunnel here */
+	/* the last observe's link dump, without counters (dump_mirror.h) */
+	struct mt_dump_mirror *mirror;
 };
 
 /* What tc says of a program id: is it this build's encap or decap
@@ -75,6 +78,8 @@ struct mt_tunnels {
 	uint8_t encap_tag[BPF_TAG_SIZE], decap_tag[BPF_TAG_SIZE];
 	struct verdict verdicts[VERDICTS_MAX];
 	size_t n_verdicts;
+	mt_ns_gen_fn ns_gen; /* the drift monitor's, NULL = no mirrors */
+	void *ns_gen_data;
 };
 
 /* A link of a namespace's dump. */
@@ -117,6 +122,9 @@ struct scan {
 	uint8_t peer_mac[6]; /* expected outer Ethernet destination */
 	bool stats;
 	bool veth_only; /* dump only veths (no kernel gre here) */
+	/* the link dump: replayed from ns->mirror, or recorded into it */
+	bool replay, record;
+	uint64_t gen;
 	/* tc queries in flight */
 	uint32_t **tc_out;
 	size_t tc_n;
@@ -194,6 +202,7 @@ static void tns_free(struct tns *h)
 	if (!h)
 		return;
 	mt_nl_close(h->nl);
+	mt_dump_mirror_free(h->mirror);
 	if (h->nsfd >= 0)
 		close(h->nsfd);
 	free(h);
@@ -702,16 +711,67 @@ static int link_cb(const struct nlmsghdr *nlh, void *data)
 static int links_start(struct scan *sc)
 {
 	char req[128];
-	/* Without kernel gre every tunnel device is a veth. */
-	int r = link_dump_build(req, sizeof(req), sc->stats,
-				sc->veth_only ? "veth" : NULL);
+	int r;
 
+	if (sc->replay)
+		return 0;
+	/* Without kernel gre every tunnel device is a veth. */
+	r = link_dump_build(req, sizeof(req), sc->stats,
+			    sc->veth_only ? "veth" : NULL);
 	return r < 0 ? r : mt_nl_dump_start(sc->ns->nl, (void *)req);
 }
 
 static int links_finish(struct mt_tunnels *t, struct scan *sc)
 {
-	return mt_nl_dump_finish(sc->ns->nl, t->rbuf, RBUF_LEN, link_cb, sc);
+	struct mt_dump_recorder rec = {sc->ns->mirror, 0, link_cb, sc};
+
+	if (sc->replay)
+		return mt_dump_mirror_replay(sc->ns->mirror, 0, link_cb, sc);
+	if (!sc->record)
+		return mt_nl_dump_finish(sc->ns->nl, t->rbuf, RBUF_LEN,
+					 link_cb, sc);
+	mt_dump_mirror_clear(sc->ns->mirror, 0);
+	return mt_nl_dump_finish(sc->ns->nl, t->rbuf, RBUF_LEN,
+				 mt_dump_mirror_record_cb, &rec);
+}
+
+/* Whether sc's link dump can be replayed from its namespace's mirror
+ * (nothing happened there since it was taken), or is to be recorded. Link
+ * counters change without notifications: with them, neither. */
+static void mirror_begin(struct mt_tunnels *t, struct scan *sc)
+{
+	struct tns *h = sc->ns;
+
+	sc->replay = sc->record = false;
+	if (sc->stats || !t->ns_gen ||
+	    !t->ns_gen(t->ns_gen_data, h->name, h->dev, h->ino, &sc->gen))
+		return;
+	if (mt_dump_mirror_usable(h->mirror, h->dev, h->ino, sc->gen)) {
+		sc->replay = true;
+		return;
+	}
+	if (!h->mirror && !(h->mirror = calloc(1, sizeof(*h->mirror))))
+		return;
+	mt_dump_mirror_reset(h->mirror);
+	sc->record = true;
+}
+
+static void mirror_end(struct scan *sc)
+{
+	if (!sc->record)
+		return;
+	if (sc->err)
+		mt_dump_mirror_reset(sc->ns->mirror);
+	else
+		mt_dump_mirror_seal(sc->ns->mirror, sc->ns->dev, sc->ns->ino,
+				    sc->gen);
+	sc->record = false;
+}
+
+void mt_tunnels_set_ns_gen(struct mt_tunnels *t, mt_ns_gen_fn fn, void *data)
+{
+	t->ns_gen = fn;
+	t->ns_gen_data = data;
 }
 
 static ssize_t link_by_name(const struct scan *sc, const char *name)
@@ -1008,6 +1068,9 @@ static int scan_one(struct mt_tunnels *t, struct scan *sc, bool want_tc,
 {
 	int r, tries = 0;
 
+	if (sc->ns->mirror)
+		mt_dump_mirror_reset(sc->ns->mirror);
+	sc->replay = sc->record = false;
 	for (;;) {
 		scan_reset(sc);
 		r = links_start(sc);
@@ -1722,11 +1785,14 @@ int mt_tunnels_observe(struct mt_tunnels *t, const char *const *owners,
 		metal_peer_mac(t, v[i].ns->name, v[i].peer_mac);
 
 	/* links: every dump request out first, then the replies */
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		mirror_begin(t, &v[i]);
 		v[i].err = links_start(&v[i]);
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (v[i].err == 0)
 			v[i].err = links_finish(t, &v[i]);
+		mirror_end(&v[i]);
 		if (v[i].err == 0)
 			v[i].err = classify(&v[i]);
 		if (v[i].err == -ENOMEM) {

@@ -51,6 +51,7 @@
 #include "kernel.pb-c.h"
 #include "mt_gre_shared.h"
 #include "mt_metal.h"
+#include "nl.h"
 
 struct mt_tunnels;
 
@@ -117,6 +118,10 @@ int mt_tunnels_sweep(struct mt_tunnels *t);
 /* Forgets the cached handle of namespace name (no-op when not cached):
  * call when it is deleted, so the cache does not keep it alive. */
 void mt_tunnels_forget_netns(struct mt_tunnels *t, const char *name);
+/* Lets observe answer a namespace's link dump (without counters) from the
+ * last one while fn (the drift monitor's, nl.h) says nothing happened in the
+ * namespace since; tc filters and BPF maps are always read. */
+void mt_tunnels_set_ns_gen(struct mt_tunnels *t, mt_ns_gen_fn fn, void *data);
 
 /* The drop counters of all bpf tunnels summed, out[reason] (all zero when
  * the BPF object is not loaded). 0 or -errno. */

@@ -364,7 +364,7 @@ static Mt__Kernel__KernelState *observe(struct mt_rtnl *ctx)
 {
 	Mt__Kernel__KernelState *st = mt_kstate_new();
 
-	CHECK(mt_rtnl_observe(ctx, NULL, 0, st) == 0);
+	CHECK(mt_rtnl_observe(ctx, NULL, 0, false, st) == 0);
 	return st;
 }
 
@@ -938,8 +938,8 @@ static void check_scoped_equals_full(struct mt_rtnl *ctx,
 {
 	Mt__Kernel__KernelState *full = mt_kstate_new(), *sc = mt_kstate_new();
 
-	CHECK(mt_rtnl_observe(ctx, NULL, 0, full) == 0);
-	CHECK(mt_rtnl_observe(ctx, owners, n, sc) == 0);
+	CHECK(mt_rtnl_observe(ctx, NULL, 0, false, full) == 0);
+	CHECK(mt_rtnl_observe(ctx, owners, n, false, sc) == 0);
 	SAME_FIELD(full, sc, netns, owners, n);
 	SAME_FIELD(full, sc, links, owners, n);
 	SAME_FIELD(full, sc, addrs, owners, n);
@@ -967,7 +967,7 @@ static void check_scale(struct mt_rtnl *ctx, int n)
 	for (int round = 0; round < 4; round++) {
 		st = mt_kstate_new();
 		t0 = now_ms();
-		CHECK(mt_rtnl_observe(ctx, NULL, 0, st) == 0);
+		CHECK(mt_rtnl_observe(ctx, NULL, 0, false, st) == 0);
 		t1 = now_ms();
 		printf("observe %d: %.1f ms: %zu netns %zu links %zu addrs %zu "
 		       "routes %zu sysctls\n",
@@ -994,7 +994,7 @@ static void check_scale(struct mt_rtnl *ctx, int n)
 			 : 0;
 	     k > 0; k--) {
 		st = mt_kstate_new();
-		CHECK(mt_rtnl_observe(ctx, NULL, 0, st) == 0);
+		CHECK(mt_rtnl_observe(ctx, NULL, 0, false, st) == 0);
 		mt_kstate_free(st);
 	}
 	/* one customer's view */
@@ -1003,7 +1003,7 @@ static void check_scale(struct mt_rtnl *ctx, int n)
 		const char *one[] = {"c7"};
 
 		t0 = now_ms();
-		CHECK(mt_rtnl_observe(ctx, one, 1, st) == 0);
+		CHECK(mt_rtnl_observe(ctx, one, 1, false, st) == 0);
 		printf("observe of one owner: %.2f ms\n", now_ms() - t0);
 	}
 	CHECK(st->n_netns == 1 && st->n_links == 3 && st->n_routes == 2);

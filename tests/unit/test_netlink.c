@@ -212,7 +212,7 @@ static void test_route(void)
 	r.dst = "203.0.113.0/24";
 	CHECK(mt_route_build(buf, 40, CREATE, &r, 0, NULL) == -EMSGSIZE);
 
-	CHECK(mt_route_build_dump(buf, sizeof(buf), MT_RTPROT, 2000) > 0);
+	CHECK(mt_route_build_dump(buf, sizeof(buf), AF_INET, MT_RTPROT, 2000) > 0);
 	rtm = mnl_nlmsg_get_payload(msg());
 	CHECK(msg()->nlmsg_type == RTM_GETROUTE &&
 	      rtm->rtm_protocol == MT_RTPROT);
