@@ -8,6 +8,7 @@
 
 #include "desired.h"
 #include "mt_log.h"
+#include "mt_time.h"
 #include "mt_validate.h"
 
 #define CUSTOMER_KEY_PREFIX "customers/"
@@ -451,7 +452,7 @@ int agent_load_store(struct agent *a)
 	const struct mt_store_kv **changed_kvs = NULL;
 	size_t n = 0, n_changed = 0, old_n;
 	bool incumbents = false;
-	uint64_t rev = 0;
+	uint64_t rev = 0, t0 = mt_monotonic_us();
 	int changed = 0, r;
 
 	/* Values only of what was written since the last snapshot (a change
@@ -557,6 +558,9 @@ int agent_load_store(struct agent *a)
 	}
 	a->store_revision = rev;
 	r = changed;
+	mt_debug("store: revision %lu: %zu values read, %zu new, %d customers changed, in %.1f ms",
+		 (unsigned long)rev, n, n_changed, changed,
+		 (mt_monotonic_us() - t0) / 1e3);
 out:
 	free(es);
 	free(changed_kvs);

@@ -135,7 +135,7 @@ static void drain_events(struct agent *a)
 static void run_pending(struct agent *a)
 {
 	struct agent_scope work = a->pending;
-	uint64_t rev = a->store_revision;
+	uint64_t rev = a->store_revision, t0;
 	int r;
 
 	if (a->paused || !a->fastpath_up || agent_scope_empty(&a->pending))
@@ -144,7 +144,11 @@ static void run_pending(struct agent *a)
 	memset(&a->pending, 0, sizeof(a->pending));
 	/* the prober first: a customer that goes must close its sockets
 	 * before the plan deletes its namespace */
+	t0 = mt_monotonic_us();
 	agent_health_sync(a, &work);
+	mt_debug("prober: %zu customers synced in %.1f ms",
+		 work.full ? a->n_customers : work.n,
+		 (mt_monotonic_us() - t0) / 1e3);
 	r = agent_reconcile(a, &work, false, NULL, NULL);
 	if (r < 0) {
 		/* Put the work back and retry once the fastpath answers. */

@@ -2,6 +2,7 @@
 #include "prober.h"
 
 #include <errno.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "mt_log.h"
@@ -231,12 +233,18 @@ static void close_sock(struct prober *p, struct customer *c)
 	c->sock_open = false;
 }
 
+/* The inode of the namespace mounted at /run/netns/NAME; 0 when there is
+ * none (yet): a namespace being created is an empty placeholder file until
+ * its bind mount is in place. */
 static ino_t netns_ino(const char *netns)
 {
 	char path[128];
+	struct statfs f;
 	struct stat s;
 
 	snprintf(path, sizeof(path), "/run/netns/%s", netns);
+	if (statfs(path, &f) < 0 || f.f_type != NSFS_MAGIC)
+		return 0;
 	return stat(path, &s) == 0 ? s.st_ino : 0;
 }
 

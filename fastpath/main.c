@@ -39,7 +39,23 @@ struct fastpath {
 	uint64_t started_ms;
 	uint64_t plans_applied;
 	uint64_t kernel_writes;
+	/* namespaces came or went: the drift monitor is to watch them (done
+	 * after the reply, before anything else is served) */
+	bool monitor_sync_due;
 };
+
+static void monitor_sync(struct fastpath *fp)
+{
+	uint64_t t0 = mt_monotonic_us();
+
+	if (!fp->monitor_sync_due)
+		return;
+	fp->monitor_sync_due = false;
+	if (mt_monitor_sync(fp->monitor) < 0)
+		mt_warn("drift monitor: cannot list the namespaces to watch");
+	mt_debug("drift monitor: namespaces synced in %.1f ms",
+		 (mt_monotonic_us() - t0) / 1e3);
+}
 
 /* Which module executes an op. */
 enum applier {
@@ -121,10 +137,13 @@ static Mt__Rpc__Code h_observe(void *ctx, const ProtobufCMessage *in,
 		mt_kstate_free(side.ks);
 		return mt_rpc_fail(st, MT__RPC__CODE__INTERNAL, "out of memory");
 	}
-	/* every change made so far counted in its namespace's generation,
-	 * so that the mirrors of unchanged namespaces can answer */
-	if (fp->monitor)
+	/* every namespace watched, and every change made so far counted in
+	 * its namespace's generation, so that the mirrors of unchanged
+	 * namespaces can answer */
+	if (fp->monitor) {
+		monitor_sync(fp);
 		mt_monitor_drain(fp->monitor);
+	}
 	threaded = pthread_create(&tid, NULL, observe_side_main, &side) == 0;
 	if (!threaded)
 		observe_side_main(&side);
@@ -266,9 +285,10 @@ static Mt__Rpc__Code h_apply(void *ctx, const ProtobufCMessage *in,
 	mt_debug("applied %zu ops (%u failed, %lu kernel writes)", plan->n_ops,
 		 reply->failed, (unsigned long)writes);
 	/* namespaces may have come or gone (a sync lists them all: only
-	 * after a plan that created or deleted one) */
+	 * after a plan that created or deleted one); it waits until the
+	 * reply is sent */
 	if (ns_changed)
-		mt_monitor_sync(fp->monitor);
+		fp->monitor_sync_due = true;
 	*out = &reply->base;
 	return MT__RPC__CODE__OK;
 nomem:
@@ -498,6 +518,7 @@ int main(int argc, char **argv)
 		}
 		if (fds[1].revents & POLLIN)
 			mt_rpc_server_process(fp->server);
+		monitor_sync(fp);
 		if (fds[2].revents & POLLIN)
 			mt_monitor_process(fp->monitor);
 	}

@@ -12,6 +12,7 @@
 #include "mt_cleanup.h"
 #include "mt_kstate.h"
 #include "netns.h"
+#include "netns_maker.h"
 #include "route.h"
 #include "rule.h"
 #include "sysctl.h"
@@ -214,6 +215,12 @@ struct apply {
 	} ifc[IFC_SLOTS];
 	unsigned ifc_next; /* the slot to fill next, round robin */
 	struct mt_nsh *checked; /* the handle revalidate() saw current last */
+	/* a run of namespace creations in progress on another thread */
+	struct mt_netns_maker *maker;
+	const char **maker_names;
+	size_t *maker_ops; /* their op indices */
+	int *maker_res;	   /* their results */
+	size_t n_maker;
 };
 
 static void op_fail(struct apply *a, size_t i, int err, const char *fmt, ...)
@@ -400,6 +407,8 @@ static int get_ns(struct apply *a, size_t i, const char *name,
 {
 	int r;
 
+	if (a->maker && *name)
+		mt_netns_maker_wait(a->maker, name);
 	if (*name)
 		revalidate(a, name);
 	r = mt_rtnl_ns_get(a->ctx, name, out);
@@ -446,6 +455,79 @@ static int resolve_dev(struct apply *a, struct mt_nsh *ns, const char *dev)
 	return r;
 }
 
+static void maker_free_arrays(struct apply *a)
+{
+	free(a->maker_names);
+	free(a->maker_ops);
+	free(a->maker_res);
+	a->maker_names = NULL;
+	a->maker_ops = NULL;
+	a->maker_res = NULL;
+	a->n_maker = 0;
+}
+
+/* Collects the results of the namespace creations run by the maker. */
+static void maker_finish(struct apply *a)
+{
+	const int *res = a->maker_res;
+
+	if (!a->maker)
+		return;
+	mt_netns_maker_finish(a->maker, a->maker_res);
+	a->maker = NULL;
+	for (size_t k = 0; k < a->n_maker; k++) {
+		if (res[k] < 0)
+			op_fail(a, a->maker_ops[k], res[k], "%s",
+				strerror(-res[k]));
+		else
+			a->writes += (uint64_t)res[k];
+	}
+	maker_free_arrays(a);
+}
+
+/* At op i, the first of a run of namespace creations: hands the run (the
+ * ops of it that pass their checks) to a maker thread and returns the
+ * index of the op after the run, or i when the run is done here, one by
+ * one (short, or no thread). */
+#define MAKER_MIN 8
+static size_t maker_start(struct apply *a, size_t i, size_t n)
+{
+	size_t j = i, k = 0;
+
+	while (j < n && a->ops[j]->object_case == MT__KERNEL__OP__OBJECT_NETNS &&
+	       a->ops[j]->action == MT__KERNEL__OP__ACTION__CREATE)
+		j++;
+	if (j - i < MAKER_MIN)
+		return i;
+	a->maker_names = calloc(j - i, sizeof(*a->maker_names));
+	a->maker_ops = calloc(j - i, sizeof(*a->maker_ops));
+	a->maker_res = calloc(j - i, sizeof(*a->maker_res));
+	if (!a->maker_names || !a->maker_ops || !a->maker_res)
+		goto inline_run;
+	for (size_t x = i; x < j; x++) {
+		struct op_state *s = &a->st[x];
+
+		s->handled = true;
+		s->err = mt_rtnl_check_op(a->ctx->metal, a->ops[x], s->why,
+					  sizeof(s->why));
+		if (s->err < 0)
+			continue;
+		a->maker_names[k] = a->ops[x]->netns->name;
+		a->maker_ops[k++] = x;
+	}
+	flush(a);
+	if (mt_netns_maker_start(a->maker_names, k, &a->maker) < 0) {
+		for (size_t x = i; x < j; x++)
+			a->st[x].handled = false; /* checked again inline */
+		goto inline_run;
+	}
+	a->n_maker = k;
+	return j;
+inline_run:
+	maker_free_arrays(a);
+	return i;
+}
+
 static void do_netns(struct apply *a, size_t i)
 {
 	const Mt__Kernel__Op *op = a->ops[i];
@@ -453,6 +535,7 @@ static void do_netns(struct apply *a, size_t i)
 	int r;
 
 	flush(a);
+	maker_finish(a); /* a deletion waits for the creations before it */
 	a->ifc_ns = NULL;
 	a->checked = NULL;
 	if (op->action == MT__KERNEL__OP__ACTION__DELETE) {
@@ -646,11 +729,18 @@ int mt_rtnl_apply(struct mt_rtnl *ctx, Mt__Kernel__Op **ops, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		const Mt__Kernel__Op *op = ops[i];
 		struct op_state *s = &a.st[i];
+		size_t next;
 		int r;
 
 		if (op->object_case == MT__KERNEL__OP__OBJECT_MARK_TABLE ||
 		    op->object_case == MT__KERNEL__OP__OBJECT_MARK_PREFIX)
 			continue; /* nft_mark.c's */
+		if (op->object_case == MT__KERNEL__OP__OBJECT_NETNS &&
+		    op->action == MT__KERNEL__OP__ACTION__CREATE && !a.maker &&
+		    (next = maker_start(&a, i, n)) > i) {
+			i = next - 1;
+			continue;
+		}
 		s->handled = true;
 		r = mt_rtnl_check_op(ctx->metal, op, s->why, sizeof(s->why));
 		if (r < 0) {
@@ -683,6 +773,7 @@ int mt_rtnl_apply(struct mt_rtnl *ctx, Mt__Kernel__Op **ops, size_t n,
 	flush(&a);
 	if (mt_nl_batch_count(ctx->batch)) /* an overflow left behind */
 		flush(&a);
+	maker_finish(&a);
 	for (size_t i = 0; i < n && failed >= 0; i++) {
 		if (!a.st[i].handled)
 			continue;
