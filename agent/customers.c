@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "desired.h"
+#include "mt_cleanup.h"
 #include "mt_log.h"
 #include "mt_time.h"
 #include "mt_validate.h"
@@ -229,16 +230,28 @@ void agent_lkg_flush(struct agent *a)
 	int r = 0;
 
 	if (a->n_lkg_ops) {
-		/* a delete of a key the copy never had is not an error */
-		for (size_t i = 0; i < a->n_lkg_ops && r == 0; i++) {
-			const struct mt_store_op *op = &a->lkg_ops[i];
+		/* One transaction (one commit and its fsyncs, not one per
+		 * customer: a cold start queues a thousand). A delete of a key
+		 * the copy never had would fail it: those are left out. */
+		_cleanup_free_ struct mt_store_op *ops =
+			calloc(a->n_lkg_ops, sizeof(*ops));
+		size_t n = 0;
 
-			r = op->type == MT_STORE_OP_PUT ?
-				    mt_store_put(a->lkg, op->key, op->val, op->len, NULL) :
-				    mt_store_delete(a->lkg, op->key, NULL);
-			if (r == -ENOENT)
-				r = 0;
+		for (size_t i = 0; ops && i < a->n_lkg_ops; i++) {
+			const struct mt_store_op *op = &a->lkg_ops[i];
+			void *val = NULL;
+			size_t len;
+
+			if (op->type == MT_STORE_OP_DELETE) {
+				r = mt_store_get(a->lkg, op->key, &val, &len,
+						 NULL);
+				free(val);
+				if (r == -ENOENT)
+					continue;
+			}
+			ops[n++] = *op;
 		}
+		r = ops ? mt_store_txn(a->lkg, ops, n, 0, NULL) : -ENOMEM;
 		if (r < 0)
 			mt_warn("last-known-good copy %s: %s", a->lkg_url,
 				strerror(-r));

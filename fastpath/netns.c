@@ -123,7 +123,7 @@ int mt_netns_open(const char *name)
 /* Makes /run/netns exist and be a shared mount, as iproute2's netns_add
  * does: mark it shared; if it is not a mount point yet (EINVAL), bind-mount
  * it onto itself first. */
-static int run_dir_prepare(void)
+int mt_netns_run_dir_prepare(void)
 {
 	bool made_mount = false;
 
@@ -165,7 +165,19 @@ static void *create_thread(void *arg)
 	return NULL;
 }
 
+static int create(const char *name, bool prepare);
+
 int mt_netns_create(const char *name)
+{
+	return create(name, true);
+}
+
+int mt_netns_create_prepared(const char *name)
+{
+	return create(name, false);
+}
+
+static int create(const char *name, bool prepare)
 {
 	char path[sizeof(MT_NETNS_RUN_DIR) + NAME_MAX + 2];
 	struct create_args a = {.path = path, .err = 0};
@@ -184,7 +196,7 @@ int mt_netns_create(const char *name)
 	}
 	if (r != -ENOENT)
 		return r;
-	r = run_dir_prepare();
+	r = prepare ? mt_netns_run_dir_prepare() : 0;
 	if (r < 0)
 		return r;
 	fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);

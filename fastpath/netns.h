@@ -28,6 +28,12 @@ bool mt_netns_name_valid(const char *name);
  * a stale empty file left by an interrupted create is reused. Returns 1 when
  * created, 0 when it existed, or -errno. */
 int mt_netns_create(const char *name);
+/* The same without first making sure /run/netns exists and is a shared
+ * mount: for many creations in a row, after one mt_netns_run_dir_prepare
+ * (which iproute2 does before each `netns add`). Safe on several threads. */
+int mt_netns_create_prepared(const char *name);
+/* Makes /run/netns exist and be a shared mount. Returns 0 or -errno. */
+int mt_netns_run_dir_prepare(void);
 
 /* Unmounts and unlinks /run/netns/NAME; the kernel frees the namespace (and
  * its links) once the last reference is gone. Returns 1 when deleted, 0 when

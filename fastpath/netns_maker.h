@@ -1,9 +1,10 @@
-/* Creating a plan's new namespaces on a thread of their own while the rest
+/* Creating a plan's new namespaces on threads of their own while the rest
  * of the plan goes on. A cold converge creates a thousand namespaces; each
- * is a file in /run/netns, a thread that unshares and a bind mount, none of
- * it under the RTNL lock, so it overlaps with the links, addresses and
- * routes of the namespaces already made (rtnl_apply.c). The namespaces are
- * made in the order given; whoever needs one waits for that one only. */
+ * is a file in /run/netns, a thread that unshares and a bind mount, mostly
+ * outside the RTNL lock, so it overlaps with the links, addresses and
+ * routes of the namespaces already made (rtnl_apply.c). Two threads take
+ * the names in the order given; whoever needs one waits for that one
+ * only. */
 #ifndef MT_FASTPATH_NETNS_MAKER_H
 #define MT_FASTPATH_NETNS_MAKER_H
 
@@ -11,7 +12,8 @@
 
 struct mt_netns_maker;
 
-/* Starts creating names[0..n) (mt_netns_create, in order). The names must
+/* Starts creating names[0..n) (mt_netns_create_prepared, taken in order,
+ * after one mt_netns_run_dir_prepare). The names must
  * stay valid until mt_netns_maker_finish. Returns 0 or -errno (nothing
  * started: the caller creates them itself). */
 int mt_netns_maker_start(const char *const *names, size_t n,

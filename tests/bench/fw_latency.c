@@ -199,7 +199,7 @@ static void print_stats(const char *name, struct stats *s, bool comma)
 int main(int argc, char **argv)
 {
 	const char *url, *table, *mode, *base_table = NULL, *base_arg = NULL;
-	struct stats smt = { 0 }, snft = { 0 };
+	struct stats smt = { 0 }, snft = { 0 }, sput = { 0 }, srest = { 0 };
 	Mt__Config__Customer *c;
 	char err[256], key[64];
 	struct mt_store *s;
@@ -223,7 +223,9 @@ int main(int argc, char **argv)
 	}
 	smt.v = calloc(n + 1, sizeof(double));
 	snft.v = calloc(n + 1, sizeof(double));
-	if (!smt.v || !snft.v)
+	sput.v = calloc(n + 1, sizeof(double));
+	srest.v = calloc(n + 1, sizeof(double));
+	if (!smt.v || !snft.v || !sput.v || !srest.v)
 		return 1;
 	r = mt_store_open(url, 0, &s, err, sizeof(err));
 	if (r < 0) {
@@ -253,7 +255,7 @@ int main(int argc, char **argv)
 
 	/* mt: store write -> notification */
 	for (unsigned i = 0; i < n; i++) {
-		double t0, t1;
+		double t0, tp, t1;
 
 		set_version(c, mode, (int)((i + 1) % 2));
 		drain(fd);
@@ -263,11 +265,15 @@ int main(int argc, char **argv)
 			fprintf(stderr, "fw_latency: put: %s\n", strerror(-r));
 			return 1;
 		}
+		tp = now_ms();
 		t1 = wait_change(fd, table, t0 + TIMEOUT_MS);
-		if (t1 < 0)
+		if (t1 < 0) {
 			smt.timeouts++;
-		else
+		} else {
 			smt.v[smt.n++] = t1 - t0;
+			sput.v[sput.n++] = tp - t0;
+			srest.v[srest.n++] = t1 - tp;
+		}
 		usleep(GAP_US);
 	}
 	/* leave the customer as it was */
@@ -311,6 +317,15 @@ int main(int argc, char **argv)
 			snft.v[snft.n++] = t1 - t0;
 		usleep(GAP_US);
 	}
+	/* where mt's time went: the store write itself (an LMDB commit with
+	 * its fsyncs), and from its return to the notification */
+	stats_sort(&sput);
+	stats_sort(&srest);
+	fprintf(stderr, "fw_latency: store write p50 %.3f p99 %.3f max %.3f ms; "
+		"after it, until the notification: p50 %.3f p99 %.3f max %.3f ms\n",
+		pct(&sput, 50), pct(&sput, 99), sput.n ? sput.v[sput.n - 1] : -1,
+		pct(&srest, 50), pct(&srest, 99),
+		srest.n ? srest.v[srest.n - 1] : -1);
 	printf("{");
 	print_stats("mt", &smt, true);
 	print_stats("nft", &snft, false);
