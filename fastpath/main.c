@@ -340,10 +340,13 @@ static void on_nft_drift(void *data, const char *owner, const char *netns)
 		 "nftables ruleset changed by another process");
 }
 
-/* Between requests, how often the customer namespaces' nftables
- * generation ids are compared with mt's (drift in the firewall and the
- * MSS clamps; one small request per namespace). */
-#define NFT_POLL_MS 1000
+/* Between requests, how often each customer namespace's nftables
+ * generation id is compared with mt's (drift in the firewall and the MSS
+ * clamps; one small request per namespace): once a second, a twentieth of
+ * them every 50 ms, so that a thousand namespaces never hold the loop (and
+ * a request waiting behind it) for more than a few dozen requests. */
+#define NFT_POLL_MS 50
+#define NFT_POLL_SLICES 20
 
 /* Where the BPF maps are pinned: $MT_RUN_DIR/bpf when MT_RUN_DIR is set
  * (labs and tests keep their runtime state apart), else MT_BPF_PIN_ROOT. */
@@ -489,7 +492,8 @@ int main(int argc, char **argv)
 		uint64_t now = mt_monotonic_us() / 1000;
 
 		if (now >= next_nft_poll) {
-			mt_nft_cust_poll(fp->nft_cust, on_nft_drift, fp);
+			mt_nft_cust_poll(fp->nft_cust, NFT_POLL_SLICES,
+					 on_nft_drift, fp);
 			now = mt_monotonic_us() / 1000;
 			next_nft_poll = now + NFT_POLL_MS;
 		}

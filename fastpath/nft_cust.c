@@ -61,6 +61,7 @@ struct mt_nft_cust {
 	int home_fd; /* the metal's namespace */
 	struct cust_ns **buckets;
 	size_t n_buckets, n;
+	size_t poll_next; /* the bucket mt_nft_cust_poll asks next */
 	char *rbuf; /* RECV_BUF_SIZE */
 };
 
@@ -1440,16 +1441,25 @@ int mt_nft_cust_observe(struct mt_nft_cust *c, const char *const *owners,
 
 /* ---- drift ---- */
 
-int mt_nft_cust_poll(struct mt_nft_cust *c, mt_nft_cust_drift_fn cb,
-		     void *data)
+int mt_nft_cust_poll(struct mt_nft_cust *c, unsigned slices,
+		     mt_nft_cust_drift_fn cb, void *data)
 {
+	size_t budget = slices > 1 ? (c->n + slices - 1) / slices : c->n;
+	size_t asked = 0;
 	int n = 0;
 
-	for (size_t i = 0; i < c->n_buckets; i++) {
+	if (!budget)
+		budget = 1;
+	/* whole buckets, from where the last call stopped */
+	for (size_t k = 0; k < c->n_buckets && asked < budget; k++) {
+		size_t i = c->poll_next;
+
+		c->poll_next = (c->poll_next + 1) % c->n_buckets;
 		for (struct cust_ns *ns = c->buckets[i]; ns; ns = ns->next) {
 			const char *owner = mt_metal_owner(c->m, ns->name);
 			uint32_t g;
 
+			asked++;
 			if (!ns->nl || !ns->known || !owner ||
 			    mt_nft_genid(ns->nl, &g) < 0)
 				continue; /* (a vanished namespace: observe

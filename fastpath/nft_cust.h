@@ -164,15 +164,17 @@ typedef void (*mt_nft_cust_drift_fn)(void *data, const char *owner,
 				     const char *netns);
 
 /* Drift in the customer namespaces' nftables (the firewall, the MSS
- * clamps): asks each namespace the context has a socket for for its
- * ruleset generation id (one small request each) and calls cb for those
- * whose id is not the one mt accounted for (its last read, or the one its
- * own last commit left). Each change is reported once. A poll, not a
- * notification socket per namespace: those would receive one message per
- * element of mt's own large list transactions. Not thread-safe, like the
- * rest: call it between observes and applies. Returns how many were
+ * clamps): asks namespaces the context has a socket for for their ruleset
+ * generation id (one small request each) and calls cb for those whose id
+ * is not the one mt accounted for (its last read, or the one its own last
+ * commit left). Each change is reported once. A poll, not a notification
+ * socket per namespace: those would receive one message per element of
+ * mt's own large list transactions. Each call asks the next 1/slices of
+ * the namespaces (at least one), going round, so that polling a thousand
+ * namespaces never holds the caller's loop for long. Not thread-safe, like
+ * the rest: call it between observes and applies. Returns how many were
  * reported. */
-int mt_nft_cust_poll(struct mt_nft_cust *c, mt_nft_cust_drift_fn cb,
-		     void *data);
+int mt_nft_cust_poll(struct mt_nft_cust *c, unsigned slices,
+		     mt_nft_cust_drift_fn cb, void *data);
 
 #endif

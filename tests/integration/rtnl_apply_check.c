@@ -506,6 +506,64 @@ static void check_refusals_and_errors(struct mt_rtnl *ctx)
 	mt_plan_free(p);
 }
 
+/* ---- a run of namespace creations (the maker threads) -------------------- */
+
+/* 12 namespaces created in one run, as the agent's plans order them (all
+ * namespaces first), go to netns_maker.c: one already exists (0 writes, no
+ * error), one is refused (not ours) without holding up the others; the
+ * veths and addresses after them wait for their own namespace; a deletion
+ * in the same plan waits for all. */
+static void check_maker(struct mt_rtnl *ctx)
+{
+	enum { N = 12 };
+	Mt__Kernel__Plan *p = mt_plan_new();
+	Mt__Kernel__OpResult **res;
+	uint64_t w;
+	int nsfd;
+
+	CHECK(mt_netns_create(fmt("%smk3", pfx)) == 1); /* there already */
+	for (int i = 0; i < N; i++)
+		add_netns(p, CREATE,
+			  i == 5 ? "not-ours-mk5" : fmt("%smk%d", pfx, i));
+	for (int i = 0; i < N; i++) {
+		const char *ns = fmt("%smk%d", pfx, i);
+
+		if (i == 5)
+			continue;
+		add_link(p, CREATE, "", ns, "veth", ns, MT_CUST_VETH, 1500,
+			 true);
+		add_addr(p, CREATE, ns, MT_CUST_VETH,
+			 fmt("169.254.200.%d/31", 2 * i + 1));
+	}
+	add_netns(p, DELETE, fmt("%smk11", pfx));
+	CHECK(apply(ctx, p, &w, &res) == 1); /* the refused one */
+	for (int i = 0; i < N; i++)
+		CHECK(i == 5 ? res[i]->error == -EPERM : res[i]->error == 0);
+	for (size_t i = N; i < p->n_ops; i++)
+		CHECK(res[i]->error == 0);
+	/* 10 made (mk3 was there), 11 veths (pair + peer up: counted as
+	 * the kernel writes of the links), their addresses, 1 deletion */
+	CHECK(w >= 10 + 11 + 11 + 1);
+	for (int i = 0; i < N; i++) {
+		if (i == 5)
+			continue;
+		nsfd = mt_netns_open(fmt("%smk%d", pfx, i));
+		CHECK(i == 11 ? nsfd < 0 : nsfd >= 0);
+		if (nsfd >= 0)
+			close(nsfd);
+	}
+	CHECK(ip_has(fmt("-n %smk7 -4 addr show dev " MT_CUST_VETH, pfx),
+		     "\"local\":\"169.254.200.15\""));
+	free_results(res, p->n_ops);
+	mt_plan_free(p);
+	p = mt_plan_new();
+	for (int i = 0; i < N - 1; i++)
+		if (i != 5)
+			add_netns(p, DELETE, fmt("%smk%d", pfx, i));
+	CHECK(apply(ctx, p, &w, NULL) == 0 && w == N - 2);
+	mt_plan_free(p);
+}
+
 /* ---- multipath routes, prefsrc, tunnel devices --------------------------- */
 
 /* Route notifications of a namespace, to prove a replace is in place. */
@@ -1078,6 +1136,7 @@ int main(int argc, char **argv)
 		return 1;
 	check_customer(ctx);
 	check_refusals_and_errors(ctx);
+	check_maker(ctx);
 	check_multipath(ctx);
 	check_delete(ctx);
 	check_external_delete(ctx);
