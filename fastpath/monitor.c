@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 
 #include <libmnl/libmnl.h>
@@ -30,6 +31,7 @@ struct watch {
 	struct mnl_socket *rtnl;
 	struct mnl_socket *nft;   /* metal only */
 	bool seen;
+	bool replaced; /* its namespace was replaced: on its way out */
 	/* nft notifications of a transaction wait for its NEWGEN, which says
 	 * which process committed it */
 	char nft_pending[256];
@@ -48,6 +50,14 @@ struct mt_monitor {
 	struct watch *watches;
 	struct watch **by_name; /* the watches sorted by netns, for lookups */
 	size_t n_by_name;
+	/* /run/netns: a namespace of ours deleted (or renamed away) by hand.
+	 * mt-fastpath's own descriptors keep such a namespace alive, so no
+	 * link goes away with it and rtnetlink says nothing. */
+	int run_dir_fd;
+	mt_monitor_gone_cb gone; /* called for a name deleted by hand */
+	void *gone_data;
+	char **own_deletes; /* names mt-fastpath itself is deleting */
+	size_t n_own_deletes;
 	char *buf;
 	int events;
 };
@@ -169,6 +179,27 @@ static int watch_add(struct mt_monitor *mon, const char *netns)
 	return 0;
 }
 
+/* Watches /run/netns for names going away (data.ptr NULL in the epoll
+ * set). Without it (no directory yet, no inotify), a namespace deleted by
+ * hand is only seen by the next full reconcile. */
+static void run_dir_watch(struct mt_monitor *mon)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (inotify_add_watch(fd, MT_NETNS_RUN_DIR,
+			      IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF) < 0 ||
+	    epoll_ctl(mon->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		mt_warn("drift monitor: cannot watch %s: %s", MT_NETNS_RUN_DIR,
+			strerror(errno));
+		close(fd);
+		return;
+	}
+	mon->run_dir_fd = fd;
+}
+
 int mt_monitor_new(struct mt_rtnl *ctx, mt_monitor_cb cb, void *data,
 		   struct mt_monitor **out)
 {
@@ -182,10 +213,12 @@ int mt_monitor_new(struct mt_rtnl *ctx, mt_monitor_cb cb, void *data,
 	mon->data = data;
 	mon->buf = malloc(MON_BUF);
 	mon->epfd = epoll_create1(EPOLL_CLOEXEC);
+	mon->run_dir_fd = -1;
 	if (!mon->buf || mon->epfd < 0) {
 		mt_monitor_free(mon);
 		return -ENOMEM;
 	}
+	run_dir_watch(mon);
 	r = watch_add(mon, "");
 	if (r < 0) {
 		mt_monitor_free(mon);
@@ -207,6 +240,11 @@ void mt_monitor_free(struct mt_monitor *mon)
 	}
 	if (mon->epfd >= 0)
 		close(mon->epfd);
+	if (mon->run_dir_fd >= 0)
+		close(mon->run_dir_fd);
+	for (size_t i = 0; i < mon->n_own_deletes; i++)
+		free(mon->own_deletes[i]);
+	free(mon->own_deletes);
 	free(mon->by_name);
 	free(mon->buf);
 	free(mon);
@@ -220,7 +258,7 @@ int mt_monitor_fd(const struct mt_monitor *mon)
 static struct watch *find_watch(struct mt_monitor *mon, const char *netns)
 {
 	for (struct watch *w = mon->watches; w; w = w->next)
-		if (strcmp(w->netns, netns) == 0)
+		if (!w->replaced && strcmp(w->netns, netns) == 0)
 			return w;
 	return NULL;
 }
@@ -285,6 +323,13 @@ int mt_monitor_sync(struct mt_monitor *mon)
 	for (size_t i = 0; i < n; i++) {
 		struct watch *w = find_watch(mon, list[i].name);
 
+		if (w && (w->dev != list[i].dev || w->ino != list[i].ino)) {
+			/* the namespace was replaced by another of that name:
+			 * the old watch sees nothing of it */
+			w->seen = false;
+			w->replaced = true; /* freed below */
+			w = NULL;
+		}
 		if (w) {
 			w->seen = true;
 			continue;
@@ -520,6 +565,70 @@ static int read_socket(struct mt_monitor *mon, struct watch *w,
 	}
 }
 
+static bool own_delete_take(struct mt_monitor *mon, const char *name)
+{
+	for (size_t i = 0; i < mon->n_own_deletes; i++) {
+		if (strcmp(mon->own_deletes[i], name) != 0)
+			continue;
+		free(mon->own_deletes[i]);
+		mon->own_deletes[i] = mon->own_deletes[--mon->n_own_deletes];
+		return true;
+	}
+	return false;
+}
+
+void mt_monitor_set_gone_cb(struct mt_monitor *mon, mt_monitor_gone_cb fn,
+			    void *data)
+{
+	mon->gone = fn;
+	mon->gone_data = data;
+}
+
+void mt_monitor_own_delete(struct mt_monitor *mon, const char *name)
+{
+	char **v;
+
+	if (!mon || mon->run_dir_fd < 0)
+		return;
+	v = realloc(mon->own_deletes,
+		    (mon->n_own_deletes + 1) * sizeof(*mon->own_deletes));
+	if (!v)
+		return; /* the deletion is then reported as drift: harmless */
+	mon->own_deletes = v;
+	if ((v[mon->n_own_deletes] = strdup(name)))
+		mon->n_own_deletes++;
+}
+
+/* Names of ours gone from /run/netns: drift of their customer (the
+ * reconcile makes the namespace again), and their watch retired. */
+static void run_dir_read(struct mt_monitor *mon)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	const struct mt_metal *m = mon->ctx->metal;
+	ssize_t n;
+
+	while ((n = read(mon->run_dir_fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *e = (const void *)p;
+			const char *owner;
+			struct watch *w;
+
+			p += sizeof(*e) + e->len;
+			if (!e->len || !(e->mask & (IN_DELETE | IN_MOVED_FROM)))
+				continue;
+			owner = mt_metal_owner(m, e->name);
+			if (!owner || !*owner || own_delete_take(mon, e->name))
+				continue;
+			w = find_watch(mon, e->name);
+			if (w)
+				w->gen++;
+			if (mon->gone)
+				mon->gone(mon->gone_data, e->name);
+			report(mon, owner, e->name, "netns deleted by hand");
+		}
+	}
+}
+
 /* One epoll_wait's worth of ready sockets; returns how many were ready. */
 static int process_ready(struct mt_monitor *mon)
 {
@@ -532,6 +641,10 @@ static int process_ready(struct mt_monitor *mon)
 	for (int i = 0; i < n; i++) {
 		struct watch *w = evs[i].data.ptr;
 
+		if (!w) {
+			run_dir_read(mon);
+			continue;
+		}
 		r = read_socket(mon, w, w->rtnl, false);
 		if (r == 0 && w->nft)
 			r = read_socket(mon, w, w->nft, true);

@@ -23,6 +23,19 @@ void mt_monitor_free(struct mt_monitor *mon);
  * namespace (it lists them all). Returns 0 or -errno. */
 int mt_monitor_sync(struct mt_monitor *mon);
 
+/* mt-fastpath is about to delete namespace name itself: its name leaving
+ * /run/netns is not drift. (A namespace deleted by hand is: mt-fastpath's
+ * own descriptors keep it alive, so its links stay and rtnetlink says
+ * nothing; the monitor watches /run/netns for that.) */
+void mt_monitor_own_delete(struct mt_monitor *mon, const char *name);
+
+/* Called (before the drift is reported) for a namespace of ours deleted by
+ * hand: the caller lets go of every descriptor it holds in it, so that the
+ * kernel frees it and its veth (whose metal end mt re-creates). */
+typedef void (*mt_monitor_gone_cb)(void *data, const char *netns);
+void mt_monitor_set_gone_cb(struct mt_monitor *mon, mt_monitor_gone_cb fn,
+			    void *data);
+
 /* An epoll fd, readable when some notification is pending. */
 int mt_monitor_fd(const struct mt_monitor *mon);
 /* Reads the notifications pending on the sockets epoll reports ready (at

@@ -166,6 +166,17 @@ repair "(f3) cust rule deleted in mttd-c3 (IPv4 only)" \
 	"ip -n mttd-c3 rule del priority 1000" \
 	"ip -n mttd-c3 rule show priority 1000 | grep -q 'lookup 2001'"
 
+# A namespace deleted by hand comes back (its metal veth went with it:
+# drift in the metal); the drift monitor then watches the new namespace,
+# not the dead one of the same name, so a change inside it is repaired
+# at once too.
+repair "(g) netns mttd-c3 deleted by hand" \
+	"ip netns del mttd-c3" \
+	"ip -n mttd-c3 route show table 2001 default 2>/dev/null | grep -q 'via 169.254.0.6'"
+repair "(g2) then its cust_table default route deleted" \
+	"ip -n mttd-c3 route del default table 2001" \
+	"ip -n mttd-c3 route show table 2001 default | grep -q 'via 169.254.0.6'"
+
 log "repair times:"
 cat "$T_DIR/repairs" >&2
 
