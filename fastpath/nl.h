@@ -167,7 +167,7 @@ struct mt_rtnl {
 	struct mt_nl_batch *batch;
 	char *rbuf;	    /* MT_NL_DUMP_BUF bytes for dumps */
 	bool run_dir_ready; /* /run/netns is a shared mount */
-	/* Set (mt_rtnl_set_ns_gen) when a drift monitor watches the
+	/* Set by the owner of the drift monitor when one watches the
 	 * namespaces: observe may then answer from dump mirrors. */
 	mt_ns_gen_fn ns_gen;
 	void *ns_gen_data;
