@@ -514,6 +514,9 @@ int main(int argc, char **argv)
 		if (now >= next_nft_poll) {
 			mt_nft_cust_poll(fp->nft_cust, NFT_POLL_SLICES,
 					 on_nft_drift, fp);
+			if (mt_nft_mark_poll(&fp->metal) == 1)
+				on_drift(fp, "", "",
+					 "nft marking table changed by another process");
 			now = mt_monotonic_us() / 1000;
 			next_nft_poll = now + NFT_POLL_MS;
 		}

@@ -4,8 +4,6 @@
 #include <errno.h>
 #include <linux/fib_rules.h>
 #include <linux/if_addr.h>
-#include <linux/netfilter/nf_tables.h>
-#include <linux/netfilter/nfnetlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <stdio.h>
@@ -29,12 +27,8 @@ struct watch {
 	struct watch *next;
 	char *netns;              /* "" = metal */
 	struct mnl_socket *rtnl;
-	struct mnl_socket *nft;   /* metal only */
 	bool seen;
 	bool replaced; /* its namespace was replaced: on its way out */
-	/* nft notifications of a transaction wait for its NEWGEN, which says
-	 * which process committed it */
-	char nft_pending[256];
 	dev_t dev; /* the namespace watched (nsfs identity) */
 	ino_t ino;
 	/* Counts every rtnetlink notification read and every loss of them:
@@ -101,19 +95,16 @@ static int open_sockets(void *arg)
 		RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE,  RTNLGRP_IPV4_RULE,
 		RTNLGRP_IPV6_RULE,
 	};
-	static const unsigned nft_groups[] = { NFNLGRP_NFTABLES };
 	struct open_args *a = arg;
 
+	/* No NFNLGRP_NFTABLES here: the kernel keeps one listener mask per
+	 * netlink protocol for all namespaces, so a listener anywhere makes
+	 * every nftables transaction on the machine build a notification per
+	 * element (nft_mark.h, mt_nft_mark_poll) */
 	a->w->rtnl = open_group_socket(NETLINK_ROUTE, rt_groups,
 				       MT_ARRAY_SIZE(rt_groups));
 	if (!a->w->rtnl)
 		return mt_neg_errno();
-	if (a->metal) {
-		a->w->nft = open_group_socket(NETLINK_NETFILTER, nft_groups,
-					      MT_ARRAY_SIZE(nft_groups));
-		if (!a->w->nft)
-			return mt_neg_errno();
-	}
 	return 0;
 }
 
@@ -123,11 +114,6 @@ static void watch_free(struct mt_monitor *mon, struct watch *w)
 		epoll_ctl(mon->epfd, EPOLL_CTL_DEL, mnl_socket_get_fd(w->rtnl),
 			  NULL);
 		mnl_socket_close(w->rtnl);
-	}
-	if (w->nft) {
-		epoll_ctl(mon->epfd, EPOLL_CTL_DEL, mnl_socket_get_fd(w->nft),
-			  NULL);
-		mnl_socket_close(w->nft);
 	}
 	free(w->netns);
 	free(w);
@@ -170,9 +156,6 @@ static int watch_add(struct mt_monitor *mon, const char *netns)
 	}
 	ev.data.ptr = w;
 	epoll_ctl(mon->epfd, EPOLL_CTL_ADD, mnl_socket_get_fd(w->rtnl), &ev);
-	if (w->nft)
-		epoll_ctl(mon->epfd, EPOLL_CTL_ADD, mnl_socket_get_fd(w->nft),
-			  &ev);
 	w->seen = true;
 	w->next = mon->watches;
 	mon->watches = w;
@@ -500,39 +483,8 @@ static void rtnl_event(struct mt_monitor *mon, struct watch *w,
 	report(mon, owner, w->netns, what);
 }
 
-static void nft_event(struct mt_monitor *mon, struct watch *w,
-		      const struct nlmsghdr *nlh)
-{
-	const struct mt_metal *m = mon->ctx->metal;
-	uint16_t type = NFNL_MSG_TYPE(nlh->nlmsg_type);
-	const struct nlattr *tb[RTA_MAX + 1] = { 0 };
-
-	if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_NFTABLES)
-		return;
-	mnl_attr_parse(nlh, sizeof(struct nfgenmsg), attr_cb, tb);
-	if (type == NFT_MSG_NEWGEN) {
-		uint32_t pid = tb[NFTA_GEN_PROC_PID] ?
-				       ntohl(mnl_attr_get_u32(tb[NFTA_GEN_PROC_PID])) :
-				       0;
-
-		if (w->nft_pending[0] && pid != (uint32_t)getpid())
-			report(mon, "", "", w->nft_pending);
-		w->nft_pending[0] = '\0';
-		return;
-	}
-	/* attribute 1 is the table name in table, chain, rule, set and
-	 * element messages alike */
-	if (!tb[1] || mnl_attr_validate(tb[1], MNL_TYPE_NUL_STRING) < 0 ||
-	    strcmp(mnl_attr_get_str(tb[1]), m->mark_table) != 0)
-		return;
-	if (!w->nft_pending[0])
-		snprintf(w->nft_pending, sizeof(w->nft_pending),
-			 "nft table %s changed (message type %u)",
-			 m->mark_table, type);
-}
-
 static int read_socket(struct mt_monitor *mon, struct watch *w,
-		       struct mnl_socket *nl, bool nft)
+		       struct mnl_socket *nl)
 {
 	for (;;) {
 		ssize_t n = mnl_socket_recvfrom(nl, mon->buf, MON_BUF);
@@ -553,15 +505,10 @@ static int read_socket(struct mt_monitor *mon, struct watch *w,
 			return mt_neg_errno();
 		}
 		len = (int)n;
-		if (!nft)
-			w->gen++;
+		w->gen++;
 		for (nlh = (const struct nlmsghdr *)mon->buf;
-		     mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
-			if (nft)
-				nft_event(mon, w, nlh);
-			else
-				rtnl_event(mon, w, nlh);
-		}
+		     mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len))
+			rtnl_event(mon, w, nlh);
 	}
 }
 
@@ -645,9 +592,7 @@ static int process_ready(struct mt_monitor *mon)
 			run_dir_read(mon);
 			continue;
 		}
-		r = read_socket(mon, w, w->rtnl, false);
-		if (r == 0 && w->nft)
-			r = read_socket(mon, w, w->nft, true);
+		r = read_socket(mon, w, w->rtnl);
 		if (r < 0) {
 			w->gen++; /* the socket's state is unknown */
 			mt_warn("drift monitor netns %s: %s",

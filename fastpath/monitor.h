@@ -1,9 +1,10 @@
-/* Kernel drift detection: netlink notification sockets in the metal and in
- * every owned customer namespace. A change to an object mt owns that mt did
- * not make itself (the notification's port id is not one of mt-fastpath's
- * own sockets, or the nft transaction was committed by another process) is
- * reported as a drift event, which mt-agent answers with a reconcile of that
- * customer. */
+/* Kernel drift detection: rtnetlink notification sockets in the metal and
+ * in every owned customer namespace, and /run/netns watched for names of
+ * ours deleted by hand. A change to an object mt owns that mt did not make
+ * itself (the notification's port id is not one of mt-fastpath's own
+ * sockets) is reported as a drift event, which mt-agent answers with a
+ * reconcile of that customer. nftables are polled instead (mt_nft_mark_poll
+ * for the metal's marking table, mt_nft_cust_poll for the customers'). */
 #ifndef MT_MONITOR_H
 #define MT_MONITOR_H
 

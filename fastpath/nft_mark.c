@@ -1672,3 +1672,60 @@ out:
 	mt_nft_mark_state_fini(&st);
 	return r;
 }
+
+/* ---- drift ---- */
+
+static bool same_state(const struct mt_nft_mark_state *a,
+		       const struct mt_nft_mark_state *b)
+{
+	if (a->table != b->table || a->intact != b->intact ||
+	    a->fwmark != b->fwmark || a->fwmask != b->fwmask ||
+	    a->n_ranges != b->n_ranges)
+		return false;
+	for (size_t i = 0; i < a->n_ranges; i++) {
+		const struct mt_nft_mark_range *x = &a->ranges[i],
+					       *y = &b->ranges[i];
+
+		if (x->family != y->family ||
+		    memcmp(x->first, y->first, sizeof(x->first)) != 0 ||
+		    memcmp(x->last, y->last, sizeof(x->last)) != 0 ||
+		    strcmp(x->owner, y->owner) != 0)
+			return false;
+	}
+	return true;
+}
+
+int mt_nft_mark_poll(const struct mt_metal *m)
+{
+	struct mt_nft_mark_state old = {0}, now = {0};
+	struct mnl_socket *nl;
+	bool known;
+	uint32_t gen;
+	int r;
+
+	r = sock_get(&nl);
+	if (r < 0)
+		return r;
+	r = mt_nft_genid(nl, &gen);
+	if (r < 0)
+		goto out;
+	/* what mt last knew: its own last commit or read, at some id */
+	pthread_mutex_lock(&cache.lock);
+	known = cache.valid && strcmp(cache.table, m->mark_table) == 0 &&
+		state_copy(&old, &cache.s) == 0;
+	pthread_mutex_unlock(&cache.lock);
+	if (known && old.genid == gen) {
+		r = 0; /* nobody committed anything since */
+		goto out;
+	}
+	/* some table of the metal changed: ours? (the read is cached) */
+	r = state_read(nl, m, true, NULL, 0, &now);
+	if (r < 0)
+		goto out;
+	r = known ? !same_state(&old, &now) : now.table && !now.intact;
+out:
+	sock_put(nl, r >= 0);
+	mt_nft_mark_state_fini(&old);
+	mt_nft_mark_state_fini(&now);
+	return r;
+}
