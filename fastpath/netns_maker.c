@@ -83,6 +83,10 @@ int mt_netns_maker_start(const char *const *names, size_t n,
 
 	if (!m)
 		return -ENOMEM;
+	if (!n) {
+		free(m);
+		return -EINVAL;
+	}
 	m->names = names;
 	m->n = n;
 	m->results = calloc(n ? n : 1, sizeof(*m->results));

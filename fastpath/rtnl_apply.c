@@ -515,6 +515,10 @@ static size_t maker_start(struct apply *a, size_t i, size_t n)
 		a->maker_names[k] = a->ops[x]->netns->name;
 		a->maker_ops[k++] = x;
 	}
+	if (!k) { /* every one refused */
+		maker_free_arrays(a);
+		return j;
+	}
 	flush(a);
 	if (mt_netns_maker_start(a->maker_names, k, &a->maker) < 0) {
 		for (size_t x = i; x < j; x++)
