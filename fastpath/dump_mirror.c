@@ -93,3 +93,48 @@ int mt_dump_mirror_record_cb(const struct nlmsghdr *nlh, void *data)
 
 	return r < 0 ? r : rec->cb(nlh, rec->data);
 }
+
+enum mt_mirror_use mt_dump_mirror_begin(struct mt_dump_mirror **m,
+					mt_ns_gen_fn fn, void *data,
+					const char *name, dev_t dev, ino_t ino,
+					bool fresh, uint64_t *gen)
+{
+	if (!fn || !fn(data, name, dev, ino, gen))
+		return MT_MIRROR_NONE;
+	if (!fresh && mt_dump_mirror_usable(*m, dev, ino, *gen))
+		return MT_MIRROR_REPLAY;
+	if (!*m && !(*m = calloc(1, sizeof(**m))))
+		return MT_MIRROR_NONE;
+	mt_dump_mirror_reset(*m);
+	return MT_MIRROR_RECORD;
+}
+
+int mt_dump_mirror_finish(struct mt_dump_mirror *m, enum mt_mirror_use use,
+			  unsigned part, struct mt_nl *nl, void *buf,
+			  size_t len, mt_nl_dump_cb cb, void *data)
+{
+	struct mt_dump_recorder rec = {m, part, cb, data};
+
+	switch (use) {
+	case MT_MIRROR_REPLAY:
+		return mt_dump_mirror_replay(m, part, cb, data);
+	case MT_MIRROR_RECORD:
+		mt_dump_mirror_clear(m, part);
+		return mt_nl_dump_finish(nl, buf, len, mt_dump_mirror_record_cb,
+					 &rec);
+	case MT_MIRROR_NONE:
+		break;
+	}
+	return mt_nl_dump_finish(nl, buf, len, cb, data);
+}
+
+void mt_dump_mirror_end(struct mt_dump_mirror *m, enum mt_mirror_use use,
+			bool ok, dev_t dev, ino_t ino, uint64_t gen)
+{
+	if (use != MT_MIRROR_RECORD)
+		return;
+	if (ok)
+		mt_dump_mirror_seal(m, dev, ino, gen);
+	else
+		mt_dump_mirror_reset(m);
+}

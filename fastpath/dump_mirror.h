@@ -61,6 +61,36 @@ bool mt_dump_mirror_usable(const struct mt_dump_mirror *m, dev_t dev,
 int mt_dump_mirror_replay(const struct mt_dump_mirror *m, unsigned part,
 			  mt_nl_dump_cb cb, void *data);
 
+/* What an observe does with a namespace's mirror. */
+enum mt_mirror_use {
+	MT_MIRROR_NONE,	  /* dump, keep nothing */
+	MT_MIRROR_RECORD, /* dump and record the replies */
+	MT_MIRROR_REPLAY, /* nothing happened since: replay the mirror */
+};
+
+/* Decides it for namespace name (nsfs identity dev/ino) whose mirror is *m:
+ * replay when fn (the drift monitor's, nl.h) says the namespace is watched
+ * at the generation *m was sealed at and fresh is false; else record (*m
+ * allocated when missing, and emptied); none when fn is NULL, the namespace
+ * is not watched, or memory is short. *gen: what a recording is sealed
+ * with. */
+enum mt_mirror_use mt_dump_mirror_begin(struct mt_dump_mirror **m,
+					mt_ns_gen_fn fn, void *data,
+					const char *name, dev_t dev, ino_t ino,
+					bool fresh, uint64_t *gen);
+
+/* Finishes one part's dump the way use says: replays the part, or reads
+ * the dump started on nl (mt_nl_dump_finish with buf/len), recording it
+ * into the part first when use is MT_MIRROR_RECORD. */
+int mt_dump_mirror_finish(struct mt_dump_mirror *m, enum mt_mirror_use use,
+			  unsigned part, struct mt_nl *nl, void *buf,
+			  size_t len, mt_nl_dump_cb cb, void *data);
+
+/* Ends a recording (no-op for other uses): sealed for dev/ino at gen when
+ * ok, emptied otherwise. */
+void mt_dump_mirror_end(struct mt_dump_mirror *m, enum mt_mirror_use use,
+			bool ok, dev_t dev, ino_t ino, uint64_t gen);
+
 /* A dump callback that records each message into a part, then passes it
  * on: give mt_nl_dump_finish record_cb and a struct mt_dump_recorder. */
 struct mt_dump_recorder {

@@ -83,11 +83,7 @@ fail:
 	return NULL;
 }
 
-struct open_args {
-	struct watch *w;
-	bool metal;
-};
-
+/* Opens w's socket (run inside the watched namespace). */
 static int open_sockets(void *arg)
 {
 	static const unsigned rt_groups[] = {
@@ -95,17 +91,15 @@ static int open_sockets(void *arg)
 		RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE,  RTNLGRP_IPV4_RULE,
 		RTNLGRP_IPV6_RULE,
 	};
-	struct open_args *a = arg;
+	struct watch *w = arg;
 
 	/* No NFNLGRP_NFTABLES here: the kernel keeps one listener mask per
 	 * netlink protocol for all namespaces, so a listener anywhere makes
 	 * every nftables transaction on the machine build a notification per
 	 * element (nft_mark.h, mt_nft_mark_poll) */
-	a->w->rtnl = open_group_socket(NETLINK_ROUTE, rt_groups,
-				       MT_ARRAY_SIZE(rt_groups));
-	if (!a->w->rtnl)
-		return mt_neg_errno();
-	return 0;
+	w->rtnl = open_group_socket(NETLINK_ROUTE, rt_groups,
+				    MT_ARRAY_SIZE(rt_groups));
+	return w->rtnl ? 0 : mt_neg_errno();
 }
 
 static void watch_free(struct mt_monitor *mon, struct watch *w)
@@ -122,7 +116,6 @@ static void watch_free(struct mt_monitor *mon, struct watch *w)
 static int watch_add(struct mt_monitor *mon, const char *netns)
 {
 	struct watch *w = calloc(1, sizeof(*w));
-	struct open_args args = { .w = w, .metal = !*netns };
 	struct epoll_event ev = { .events = EPOLLIN };
 	int r;
 
@@ -144,11 +137,11 @@ static int watch_add(struct mt_monitor *mon, const char *netns)
 		r = mt_netns_ident(nsfd, &w->dev, &w->ino);
 		if (r == 0)
 			r = mt_netns_run(nsfd, mon->ctx->metal_ns->nsfd,
-					 open_sockets, &args);
+					 open_sockets, w);
 	} else {
 		w->dev = mon->ctx->metal_ns->dev;
 		w->ino = mon->ctx->metal_ns->ino;
-		r = open_sockets(&args);
+		r = open_sockets(w);
 	}
 	if (r < 0) {
 		watch_free(mon, w);

@@ -41,20 +41,13 @@ struct lk {
 	const char *owner;
 };
 
-/* What an observe does with a namespace's dump mirror (dump_mirror.h). */
-enum mirror_use {
-	MIRROR_NONE,   /* dump, keep nothing (not watched, or scoped metal) */
-	MIRROR_RECORD, /* dump and record the replies */
-	MIRROR_REPLAY, /* nothing changed since the mirror: replay it */
-};
-
 struct ons {
 	struct mt_nsh *h;
 	const char *owner; /* the customer; NULL for the metal */
 	struct lk *links;
 	size_t n_links, cap_links;
 	size_t rules_from; /* first of this namespace's rules in st->rules */
-	enum mirror_use mirror;
+	enum mt_mirror_use mirror; /* what this observe does with h->mirror */
 	uint64_t gen; /* the monitor's generation at the start */
 	bool failed;  /* a dump of this namespace failed */
 };
@@ -562,7 +555,7 @@ static int dump_start(struct obs *o, struct ons *ns, enum phase ph)
 	char req[256];
 	int r;
 
-	if (by_owner(o, ns, ph) || ns->mirror == MIRROR_REPLAY)
+	if (by_owner(o, ns, ph) || ns->mirror == MT_MIRROR_REPLAY)
 		return 0; /* all of it in dump_finish */
 	r = build_req(o, ns, ph, req, sizeof(req));
 
@@ -589,24 +582,13 @@ static int dump_finish_raw(struct obs *o, struct ons *ns, enum phase ph)
 		ns->rules_from = o->st->n_rules;
 	if (by_owner(o, ns, ph))
 		return metal_by_owner(o, ns, ph);
-	if (ns->mirror == MIRROR_REPLAY)
-		return mt_dump_mirror_replay(ns->h->mirror, ph, phase_cb[ph],
-					     &c);
 	/* The kernel sizes each dump skb to the largest read seen on the
 	 * socket (up to 32 KiB, an order-3 allocation). Namespaces hold a
 	 * handful of objects: small reads keep their dumps cheap. */
-	if (ns->mirror == MIRROR_RECORD) {
-		struct mt_dump_recorder rec = {ns->h->mirror, ph, phase_cb[ph],
-					       &c};
-
-		mt_dump_mirror_clear(ns->h->mirror, ph);
-		return mt_nl_dump_finish(ns->h->nl, o->rbuf,
-					 is_metal(ns) ? MT_NL_DUMP_BUF : 8192,
-					 mt_dump_mirror_record_cb, &rec);
-	}
-	return mt_nl_dump_finish(ns->h->nl, o->rbuf,
-				 is_metal(ns) ? MT_NL_DUMP_BUF : 8192,
-				 phase_cb[ph], &c);
+	return mt_dump_mirror_finish(ns->h->mirror, ns->mirror, ph, ns->h->nl,
+				     o->rbuf,
+				     is_metal(ns) ? MT_NL_DUMP_BUF : 8192,
+				     phase_cb[ph], &c);
 }
 
 /* Decides, for each namespace of o, whether its dumps are replayed from its
@@ -619,37 +601,26 @@ static void mirrors_begin(struct obs *o)
 		struct ons *ns = &o->v[i];
 		struct mt_nsh *h = ns->h;
 
-		ns->mirror = MIRROR_NONE;
 		ns->failed = false;
-		if (!ctx->ns_gen || (is_metal(ns) && o->metal_by_owner) ||
-		    !ctx->ns_gen(ctx->ns_gen_data, h->name, h->dev, h->ino,
-				 &ns->gen))
-			continue;
-		if (!o->fresh &&
-		    mt_dump_mirror_usable(h->mirror, h->dev, h->ino, ns->gen)) {
-			ns->mirror = MIRROR_REPLAY;
-			continue;
-		}
-		if (!h->mirror && !(h->mirror = calloc(1, sizeof(*h->mirror))))
-			continue;
-		mt_dump_mirror_reset(h->mirror);
-		ns->mirror = MIRROR_RECORD;
+		/* the scoped metal is read per owner: its mirror stays */
+		ns->mirror = is_metal(ns) && o->metal_by_owner
+				 ? MT_MIRROR_NONE
+				 : mt_dump_mirror_begin(&h->mirror, ctx->ns_gen,
+							ctx->ns_gen_data,
+							h->name, h->dev, h->ino,
+							o->fresh, &ns->gen);
 	}
 }
 
-/* Seals the recordings of the namespaces whose dumps all succeeded. */
-static void mirrors_end(struct obs *o)
+/* Seals the recordings of the namespaces whose dumps all succeeded (none
+ * when the slice failed: ok false). */
+static void mirrors_end(struct obs *o, bool ok)
 {
 	for (size_t i = 0; i < o->n; i++) {
 		struct ons *ns = &o->v[i];
 
-		if (ns->mirror != MIRROR_RECORD)
-			continue;
-		if (ns->failed)
-			mt_dump_mirror_reset(ns->h->mirror);
-		else
-			mt_dump_mirror_seal(ns->h->mirror, ns->h->dev,
-					    ns->h->ino, ns->gen);
+		mt_dump_mirror_end(ns->h->mirror, ns->mirror, ok && !ns->failed,
+				   ns->h->dev, ns->h->ino, ns->gen);
 	}
 }
 
@@ -962,12 +933,7 @@ static int observe_slice(struct obs *o)
 	mirrors_begin(o);
 	for (size_t p = 0; r == 0 && p < MT_ARRAY_SIZE(phases); p++)
 		r = run_phase(o, phases[p]);
-	if (r == 0)
-		mirrors_end(o);
-	else
-		for (size_t i = 0; i < o->n; i++)
-			if (o->v[i].mirror == MIRROR_RECORD)
-				mt_dump_mirror_reset(o->v[i].h->mirror);
+	mirrors_end(o, r == 0);
 	return r == 0 ? observe_sysctls(o) : r;
 }
 

@@ -122,8 +122,9 @@ struct scan {
 	uint8_t peer_mac[6]; /* expected outer Ethernet destination */
 	bool stats;
 	bool veth_only; /* dump only veths (no kernel gre here) */
-	/* the link dump: replayed from ns->mirror, or recorded into it */
-	bool replay, record;
+	/* the link dump: replayed from ns->mirror, recorded into it, or
+	 * neither */
+	enum mt_mirror_use mirror;
 	uint64_t gen;
 	/* tc queries in flight */
 	uint32_t **tc_out;
@@ -713,7 +714,7 @@ static int links_start(struct scan *sc)
 	char req[128];
 	int r;
 
-	if (sc->replay)
+	if (sc->mirror == MT_MIRROR_REPLAY)
 		return 0;
 	/* Without kernel gre every tunnel device is a veth. */
 	r = link_dump_build(req, sizeof(req), sc->stats,
@@ -723,16 +724,8 @@ static int links_start(struct scan *sc)
 
 static int links_finish(struct mt_tunnels *t, struct scan *sc)
 {
-	struct mt_dump_recorder rec = {sc->ns->mirror, 0, link_cb, sc};
-
-	if (sc->replay)
-		return mt_dump_mirror_replay(sc->ns->mirror, 0, link_cb, sc);
-	if (!sc->record)
-		return mt_nl_dump_finish(sc->ns->nl, t->rbuf, RBUF_LEN,
-					 link_cb, sc);
-	mt_dump_mirror_clear(sc->ns->mirror, 0);
-	return mt_nl_dump_finish(sc->ns->nl, t->rbuf, RBUF_LEN,
-				 mt_dump_mirror_record_cb, &rec);
+	return mt_dump_mirror_finish(sc->ns->mirror, sc->mirror, 0, sc->ns->nl,
+				     t->rbuf, RBUF_LEN, link_cb, sc);
 }
 
 /* Whether sc's link dump can be replayed from its namespace's mirror
@@ -742,30 +735,18 @@ static void mirror_begin(struct mt_tunnels *t, struct scan *sc)
 {
 	struct tns *h = sc->ns;
 
-	sc->replay = sc->record = false;
-	if (sc->stats || !t->ns_gen ||
-	    !t->ns_gen(t->ns_gen_data, h->name, h->dev, h->ino, &sc->gen))
-		return;
-	if (mt_dump_mirror_usable(h->mirror, h->dev, h->ino, sc->gen)) {
-		sc->replay = true;
-		return;
-	}
-	if (!h->mirror && !(h->mirror = calloc(1, sizeof(*h->mirror))))
-		return;
-	mt_dump_mirror_reset(h->mirror);
-	sc->record = true;
+	sc->mirror = sc->stats ? MT_MIRROR_NONE
+			       : mt_dump_mirror_begin(&h->mirror, t->ns_gen,
+						      t->ns_gen_data, h->name,
+						      h->dev, h->ino, false,
+						      &sc->gen);
 }
 
 static void mirror_end(struct scan *sc)
 {
-	if (!sc->record)
-		return;
-	if (sc->err)
-		mt_dump_mirror_reset(sc->ns->mirror);
-	else
-		mt_dump_mirror_seal(sc->ns->mirror, sc->ns->dev, sc->ns->ino,
-				    sc->gen);
-	sc->record = false;
+	mt_dump_mirror_end(sc->ns->mirror, sc->mirror, sc->err == 0,
+			   sc->ns->dev, sc->ns->ino, sc->gen);
+	sc->mirror = MT_MIRROR_NONE;
 }
 
 void mt_tunnels_set_ns_gen(struct mt_tunnels *t, mt_ns_gen_fn fn, void *data)
@@ -1070,7 +1051,7 @@ static int scan_one(struct mt_tunnels *t, struct scan *sc, bool want_tc,
 
 	if (sc->ns->mirror)
 		mt_dump_mirror_reset(sc->ns->mirror);
-	sc->replay = sc->record = false;
+	sc->mirror = MT_MIRROR_NONE;
 	for (;;) {
 		scan_reset(sc);
 		r = links_start(sc);

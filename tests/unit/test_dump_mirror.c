@@ -129,10 +129,59 @@ static void test_recorder(void)
 	mt_dump_mirror_free(m);
 }
 
+/* A drift monitor stand-in: namespace "w" (dev 1, ino 2) is watched at
+ * generation *data; anything else is not. */
+static bool fake_gen(void *data, const char *name, dev_t dev, ino_t ino,
+		     uint64_t *gen)
+{
+	if (strcmp(name, "w") != 0 || dev != 1 || ino != 2)
+		return false;
+	*gen = *(uint64_t *)data;
+	return true;
+}
+
+/* begin/end decide, per observe, replay against record against nothing. */
+static void test_begin_end(void)
+{
+	struct mt_dump_mirror *m = NULL;
+	uint64_t now = 5, gen = 0;
+	char buf[64];
+
+	/* no monitor, or a namespace it does not watch: nothing kept */
+	CHECK(mt_dump_mirror_begin(&m, NULL, &now, "w", 1, 2, false, &gen) ==
+	      MT_MIRROR_NONE && !m);
+	CHECK(mt_dump_mirror_begin(&m, fake_gen, &now, "w", 1, 3, false,
+				   &gen) == MT_MIRROR_NONE && !m);
+	/* watched, nothing recorded yet: record (the mirror is made) */
+	CHECK(mt_dump_mirror_begin(&m, fake_gen, &now, "w", 1, 2, false,
+				   &gen) == MT_MIRROR_RECORD && m && gen == 5);
+	CHECK(mt_dump_mirror_add(m, 0, make_msg(buf, 8, 'a')) == 0);
+	/* a failed recording is not kept */
+	mt_dump_mirror_end(m, MT_MIRROR_RECORD, false, 1, 2, gen);
+	CHECK(mt_dump_mirror_begin(&m, fake_gen, &now, "w", 1, 2, false,
+				   &gen) == MT_MIRROR_RECORD);
+	mt_dump_mirror_end(m, MT_MIRROR_RECORD, true, 1, 2, gen);
+	/* unchanged: replay; fresh: record again; changed: record */
+	CHECK(mt_dump_mirror_begin(&m, fake_gen, &now, "w", 1, 2, false,
+				   &gen) == MT_MIRROR_REPLAY);
+	CHECK(mt_dump_mirror_begin(&m, fake_gen, &now, "w", 1, 2, true,
+				   &gen) == MT_MIRROR_RECORD);
+	mt_dump_mirror_end(m, MT_MIRROR_RECORD, true, 1, 2, gen);
+	now = 6;
+	CHECK(mt_dump_mirror_begin(&m, fake_gen, &now, "w", 1, 2, false,
+				   &gen) == MT_MIRROR_RECORD && gen == 6);
+	/* end of a use that records nothing leaves the mirror as it is */
+	mt_dump_mirror_end(m, MT_MIRROR_RECORD, true, 1, 2, gen);
+	mt_dump_mirror_end(m, MT_MIRROR_REPLAY, false, 1, 2, gen);
+	CHECK(mt_dump_mirror_usable(m, 1, 2, 6));
+	mt_dump_mirror_free(m);
+}
+
 int main(void)
 {
 	RUN(test_record_replay);
 	RUN(test_usable);
 	RUN(test_recorder);
+	RUN(test_begin_end);
 	TEST_MAIN_END();
 }
