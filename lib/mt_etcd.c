@@ -1581,6 +1581,17 @@ static int fail(struct mt_etcd *e, int r)
 	return r;
 }
 
+/* A read through the handle's connection: req is consumed; a failure is
+ * logged (fail) and returned. */
+static int range_call(struct mt_etcd *e, json_t *req, json_t **resp)
+{
+	int r = etcd_call(e, &e->conn, "/v3/kv/range", req, false, resp,
+			  e->err, sizeof(e->err));
+
+	json_decref(req);
+	return r < 0 ? fail(e, r) : r;
+}
+
 int mt_etcd_open(const char *url, unsigned flags, struct mt_etcd **out,
 		 char *err, size_t errlen)
 {
@@ -1726,11 +1737,9 @@ int mt_etcd_revision(struct mt_etcd *e, uint64_t *rev)
 		      b64_json(e->marker, strlen(e->marker)), "count_only", 1);
 	if (!req)
 		return -ENOMEM;
-	r = etcd_call(e, &e->conn, "/v3/kv/range", req, false, &resp, e->err,
-		      sizeof(e->err));
-	json_decref(req);
+	r = range_call(e, req, &resp);
 	if (r < 0)
-		return fail(e, r);
+		return r;
 	*rev = header_rev(resp);
 	json_decref(resp);
 	return 0;
@@ -1783,11 +1792,9 @@ int mt_etcd_get(struct mt_etcd *e, const char *key, void **val, size_t *len,
 	req = mt_etcd_range_request(k, strlen(k), NULL, 0, 0, 0);
 	if (!req)
 		return -ENOMEM;
-	r = etcd_call(e, &e->conn, "/v3/kv/range", req, false, &resp, e->err,
-		      sizeof(e->err));
-	json_decref(req);
+	r = range_call(e, req, &resp);
 	if (r < 0)
-		return fail(e, r);
+		return r;
 	r = mt_etcd_range_parse(resp, e->data_key, &kvs, &n, &cap, NULL, NULL,
 				NULL, NULL);
 	json_decref(resp);
